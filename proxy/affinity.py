@@ -1,0 +1,57 @@
+"""Keeping clients on the gateway while upstream keeps them on their edge.
+
+Upstream answers carry an ``edgeHost`` of four dot-separated parts and tntIds with a ``.NN_M``
+location suffix; Adobe's SDKs follow either straight to ``mboxedgeNN.tt.omtrdc.net``. On the way
+out the gateway learns both into the visitor's record and removes them; on the way in it restores
+the suffix and sends the request to the visitor's edge host.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxy.sessions import SessionRecord, SessionStore
+from proxy.visitors import VisitorIds, split_location
+
+
+def client_host(client: str) -> str:
+    return f"{client}.tt.omtrdc.net"
+
+
+def edge_host_for(record: SessionRecord | None, client: str) -> str:
+    if record is not None and record.edge_host:
+        return record.edge_host
+    return client_host(client)
+
+
+def located_tnt_id(tnt_id: str, record: SessionRecord | None) -> str:
+    """The tntId as upstream knows it: with the visitor's location suffix when the gateway has one."""
+    base, location = split_location(tnt_id)
+    location = location or (record.location if record is not None else None)
+    return f"{base}.{location}" if location else base
+
+
+def restore_ids(ids: dict[str, Any] | None, record: SessionRecord | None) -> None:
+    """Put the location suffix back on an ``id`` object (or single mbox body) in place."""
+    if ids and ids.get("tntId"):
+        ids["tntId"] = located_tnt_id(str(ids["tntId"]), record)
+
+
+def learn_and_hide(
+    answer: dict[str, Any],
+    ids: dict[str, Any] | None,
+    record: SessionRecord,
+    sessions: SessionStore,
+    client: str,
+) -> None:
+    """Learn the edge from an upstream answer, then strip what would lead a client around the gateway.
+
+    ``ids`` is where the answer keeps the visitor's ids: the answer itself for the single mbox API, its
+    ``id`` object for the batch and Delivery APIs.
+    """
+    location = None
+    if ids and ids.get("tntId"):
+        base, location = split_location(str(ids["tntId"]))
+        ids["tntId"] = base
+        sessions.link(record, VisitorIds(tnt_id=base).keys(client))
+    sessions.learn_edge(record, answer.pop("edgeHost", None), location)

@@ -1,0 +1,92 @@
+"""The gateway application: its parts, their lifecycle and the routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from proxy.auth import ClientKeys
+from proxy.delivery import DeliveryRoutes
+from proxy.errors import EXCEPTION_HANDLERS
+from proxy.health import Health
+from proxy.profiles import ProfileRoutes
+from proxy.sessions import InMemorySessionStore, SessionLimiter
+from proxy.settings import Settings, load_settings
+from proxy.upstream import Upstream
+
+logger = logging.getLogger("proxy")
+SWEEP_INTERVAL_S = 60.0
+
+
+@dataclass
+class Gateway:
+    """The gateway's long-lived parts, reachable from ``app.state.gateway``."""
+
+    settings: Settings
+    upstream: Upstream
+    sessions: InMemorySessionStore
+    limiter: SessionLimiter
+    keys: ClientKeys
+
+
+def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotonic) -> Gateway:
+    return Gateway(
+        settings=settings,
+        upstream=Upstream(settings),
+        sessions=InMemorySessionStore(settings.session_ttl_seconds, settings.session_max_visitors, clock),
+        limiter=SessionLimiter(settings.session_max_concurrent),
+        keys=ClientKeys(settings.client_keys),
+    )
+
+
+async def sweep_forever(gateway: Gateway) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL_S)
+        gateway.sessions.sweep()
+
+
+def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.monotonic) -> Starlette:
+    settings = settings or load_settings()
+    gateway = build_gateway(settings, clock)
+    delivery = DeliveryRoutes(settings, gateway.upstream, gateway.sessions, gateway.limiter)
+    profiles = ProfileRoutes(settings, gateway.upstream, gateway.sessions, gateway.keys)
+    health = Health(settings, gateway.upstream)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.upstream.start()
+        sweeper = asyncio.create_task(sweep_forever(gateway))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await gateway.upstream.close()
+
+    routes = [
+        Route("/rest/v1/mbox/{session_id}", delivery.single_mbox, methods=["POST"]),
+        Route("/rest/v1/mbox", delivery.single_mbox, methods=["POST"]),
+        Route("/rest/v2/batchmbox", delivery.batch_mbox, methods=["POST"]),
+        Route("/rest/v2/batchmbox/", delivery.batch_mbox, methods=["POST"]),
+        Route("/rest/v1/delivery", delivery.delivery, methods=["POST"]),
+        Route(
+            "/rest/v1/profiles/thirdPartyId/{third_party_id}",
+            profiles.fetch_by_third_party_id,
+            methods=["GET"],
+        ),
+        Route("/rest/v1/profiles/{tnt_id}", profiles.fetch_by_tnt_id, methods=["GET"]),
+        Route("/m2/{client}/profile/update", profiles.update, methods=["GET", "POST"]),
+        Route("/m2/{client}/v2/profile/batchUpdate", profiles.batch_update, methods=["POST"]),
+        Route("/m2/{client}/v2/profile/batchStatus", profiles.batch_status, methods=["GET"]),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+    app.state.gateway = gateway
+    return app

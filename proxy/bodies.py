@@ -1,0 +1,60 @@
+"""Reading request bodies within limits and writing JSON answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from proxy.errors import ApiError
+
+# Headers a client's request carries upstream; everything else (cookies, credentials, hop-by-hop) stays.
+FORWARDED_HEADERS = (
+    "user-agent",
+    "accept-language",
+    "x-request-id",
+    "x-exc-sdk",
+    "x-exc-sdk-version",
+)
+
+
+class JSONAnswer(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return content if isinstance(content, bytes) else orjson.dumps(content)
+
+
+async def read_bytes(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"request body exceeds {limit} bytes", "body")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body exceeds {limit} bytes", "body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    raw = await read_bytes(request, limit)
+    if not raw:
+        raise ApiError(400, "body: a JSON body is required", "body")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "body: malformed JSON", "body") from None
+
+
+def forwarded_headers(request: Request, content_type: str | None = "application/json") -> dict[str, str]:
+    headers = {name: value for name in FORWARDED_HEADERS if (value := request.headers.get(name)) is not None}
+    if content_type:
+        headers["Content-Type"] = content_type
+    if request.client is not None:
+        prior = request.headers.get("x-forwarded-for")
+        headers["X-Forwarded-For"] = f"{prior}, {request.client.host}" if prior else request.client.host
+    return headers

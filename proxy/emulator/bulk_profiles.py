@@ -1,0 +1,94 @@
+"""Bulk profile update v2: a CSV batch of profiles, answered per row through batchStatus."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from dataclasses import dataclass, field
+from urllib.parse import unquote_plus
+
+from proxy.emulator.profiles import ProfileStore
+from proxy.errors import ApiError
+
+MAX_BATCH_BYTES = 50 * 1024 * 1024
+MAX_BATCH_ROWS = 500_000
+ID_COLUMNS = {
+    "pcid": "tntId",
+    "mboxpc": "tntId",
+    "thirdpartyid": "thirdPartyId",
+    "mbox3rdpartyid": "thirdPartyId",
+}
+
+
+@dataclass(slots=True)
+class Batch:
+    batch_id: str
+    rows: list[tuple[str, str]] = field(default_factory=list)
+
+
+def parse_batch(raw: bytes) -> tuple[str, list[str], list[list[str]]]:
+    """The id column kind, the attribute names and the rows of a batch file."""
+    if len(raw) > MAX_BATCH_BYTES:
+        raise ApiError(413, "batch file exceeds 50 MB", "batch")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "batch: must be UTF-8 text", "batch") from None
+    if text.startswith("batch="):
+        text = text[len("batch=") :]
+        if "\n" not in text and "%0A" in text.upper():
+            text = unquote_plus(text)
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        raise ApiError(400, "batch: the file is empty", "batch")
+    kind = ID_COLUMNS.get(header[0].strip().lower())
+    if kind is None:
+        raise ApiError(400, "batch: the first column must be pcId or thirdPartyId", "batch")
+    names = [name.strip() for name in header[1:]]
+    if not names or any(not name or len(name) > 128 for name in names):
+        raise ApiError(400, "batch: attribute names must be 1-128 characters", "batch")
+    rows = list(itertools.islice((row for row in reader if row), MAX_BATCH_ROWS + 1))
+    if len(rows) > MAX_BATCH_ROWS:
+        raise ApiError(400, f"batch: more than {MAX_BATCH_ROWS} rows", "batch")
+    return kind, names, rows
+
+
+class BulkUpdates:
+    def __init__(self, profiles: ProfileStore, keep: int = 1000) -> None:
+        self.profiles = profiles
+        self.keep = keep
+        self._batches: dict[str, Batch] = {}
+        self._sequence = itertools.count(1_845_664_501)
+
+    def clear(self) -> None:
+        self._batches.clear()
+
+    def submit(self, client: str, cluster: int, raw: bytes) -> Batch:
+        kind, names, rows = parse_batch(raw)
+        batch = Batch(f"{client}-{next(self._sequence)}")
+        for row in rows:
+            identity = row[0].strip()
+            values = {
+                name: value.strip() for name, value in zip(names, row[1:], strict=False) if value.strip()
+            }
+            if not identity or len(identity) > 128:
+                batch.rows.append((identity, "failed: invalid id"))
+                continue
+            if any(len(value) > 256 for value in values.values()):
+                batch.rows.append((identity, "failed: value longer than 256"))
+                continue
+            profile, _ = self.profiles.resolve(
+                cluster, **({"tnt_id": identity} if kind == "tntId" else {"third_party_id": identity})
+            )
+            assert profile is not None
+            self.profiles.write(profile, values, cluster)
+            batch.rows.append((identity, "success"))
+        if len(self._batches) >= self.keep:
+            del self._batches[next(iter(self._batches))]
+        self._batches[batch.batch_id] = batch
+        return batch
+
+    def get(self, batch_id: str) -> Batch | None:
+        return self._batches.get(batch_id)

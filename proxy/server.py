@@ -1,0 +1,70 @@
+"""Running ASGI apps on uvicorn over sockets bound before the server starts.
+
+Binding first lets ``--port 0`` report the port it got, lets the gateway hand the emulator its socket,
+and lets several workers share one listening socket.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from typing import Any
+
+import uvicorn
+from uvicorn.supervisors import Multiprocess
+
+from proxy.settings import Settings, to_environ
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+        **extra,
+    )
+
+
+def run(app: Any, sock: socket.socket, settings: Settings, workers: int = 1) -> None:
+    """Serve until SIGINT/SIGTERM. With several workers ``app`` must be an import string of a factory."""
+    if workers == 1:
+        uvicorn.Server(uvicorn_config(app, settings)).run(sockets=[sock])
+        return
+    os.environ.update(to_environ(settings))
+    config = uvicorn_config(app, settings, factory=True, workers=workers)
+    server = uvicorn.Server(config)
+    Multiprocess(config, target=server.run, sockets=[sock]).run()
+
+
+def spawn_emulator(sock: socket.socket, settings: Settings) -> subprocess.Popen[bytes]:
+    """Start the emulator in its own process on an already-bound socket."""
+    env = {**os.environ, **to_environ(settings)}
+    fd = sock.fileno()
+    return subprocess.Popen(
+        [sys.executable, "-m", "proxy", "emulator", "--fd", str(fd)], pass_fds=[fd], env=env
+    )

@@ -1,0 +1,169 @@
+"""One settings object for the gateway and the emulator.
+
+Precedence, highest first: command-line options, ``TARGET_PROXY_*`` environment variables, the TOML
+file named by ``--config`` / ``TARGET_PROXY_CONFIG``, then the defaults below. TOML tables are
+flattened, so ``[cache] max_entries = 10`` is the same as ``cache_max_entries = 10``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "TARGET_PROXY_"
+SCOPES = frozenset({"delivery", "profile", "admin", "activation", "operator"})
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message names the setting and where it can be set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    # Listening
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    config: Path | None = None
+    log_level: str = "info"
+
+    # Upstream: where connections go. Empty means the embedded emulator for `serve`, and the edge
+    # host itself over HTTPS when `upstream_direct` is set.
+    upstream: str | None = None
+    upstream_direct: bool = False
+    client: str = "demo"
+    organization_id: str | None = None
+    upstream_timeout_ms: int = Field(3000, ge=1)
+    upstream_connect_timeout_ms: int = Field(1000, ge=1)
+    upstream_pool_size: int = Field(256, ge=1)
+    upstream_retries: int = Field(1, ge=0, le=5)
+
+    # Sessions and edge affinity
+    session_ttl_seconds: float = Field(1800.0, gt=0)
+    session_max_visitors: int = Field(1_000_000, ge=1)
+    session_max_concurrent: int = Field(100, ge=1)
+
+    # Request limits
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+
+    # Client keys of the gateway: key -> scopes (delivery, profile, admin, activation, operator)
+    client_keys: dict[str, list[str]] = Field(default_factory=dict)
+    # Target's profile fetch API has no authentication; set this to require the 'profile' scope.
+    profile_read_requires_key: bool = False
+
+    # Emulator
+    emulator_host: str = "127.0.0.1"
+    emulator_port: int = Field(8081, ge=0, le=65535)
+    emulator_catalog: Path | None = None
+    emulator_replication_delay_ms: int = Field(2000, ge=0)
+    emulator_clusters: list[int] = Field(default_factory=lambda: [28, 31, 34, 35, 38])
+    emulator_token_secret: str = "emulator-event-token-secret"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"critical", "error", "warning", "info", "debug"}:
+            raise ValueError("must be one of critical, error, warning, info, debug")
+        return value
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("client_keys")
+    @classmethod
+    def _scopes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for key, scopes in value.items():
+            if len(key) < 16:
+                raise ValueError("each client key must be at least 16 characters")
+            unknown = set(scopes) - SCOPES
+            if unknown:
+                raise ValueError(
+                    f"unknown scope {sorted(unknown)[0]!r}; scopes are {', '.join(sorted(SCOPES))}"
+                )
+        return value
+
+    @field_validator("emulator_clusters")
+    @classmethod
+    def _clusters(cls, value: list[int]) -> list[int]:
+        if not value or any(not 0 <= n <= 99 for n in value):
+            raise ValueError("must be a non-empty list of cluster numbers 0-99")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file enters as init values merged under the CLI's (see load_settings).
+        return init_settings, env_settings
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}".replace("-", "_")
+        if isinstance(value, dict) and name not in Settings.model_fields:
+            flat.update(_flatten(value, f"{name}_"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return _flatten(tomllib.load(handle))
+    except OSError as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _describe(error: dict[str, Any]) -> str:
+    name = str(error["loc"][0]) if error["loc"] else "settings"
+    where = f"--{name.replace('_', '-')} / {ENV_PREFIX}{name.upper()} / '{name}' in the config file"
+    if error["type"] == "extra_forbidden":
+        return f"unknown setting '{name}'"
+    return f"invalid setting '{name}' ({where}): {error['msg']}"
+
+
+def load_settings(cli: dict[str, Any] | None = None) -> Settings:
+    """Build settings from CLI values (None means "not given"), the environment and the TOML file."""
+    cli = {key: value for key, value in (cli or {}).items() if value is not None}
+    config_path = cli.get("config") or os.environ.get(f"{ENV_PREFIX}CONFIG")
+    file_values: dict[str, Any] = read_toml(Path(config_path)) if config_path else {}
+    # The environment beats the file: drop the file's values for settings the environment sets.
+    file_values = {k: v for k, v in file_values.items() if f"{ENV_PREFIX}{k.upper()}" not in os.environ}
+    try:
+        return Settings(**{**file_values, **cli})
+    except ValidationError as exc:
+        raise SettingsError("; ".join(_describe(e) for e in exc.errors())) from None
+
+
+def to_environ(settings: Settings) -> dict[str, str]:
+    """The settings as TARGET_PROXY_* variables, so that worker processes rebuild the same object."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json", exclude={"config"}).items():
+        if value is None:
+            continue
+        text = orjson.dumps(value).decode() if isinstance(value, list | dict) else str(value)
+        env[f"{ENV_PREFIX}{name.upper()}"] = text
+    return env
