@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
@@ -48,6 +49,18 @@ async def read_json(request: Request, limit: int) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise ApiError(400, "body: malformed JSON", "body") from None
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body (parsed here: Starlette's parser needs multipart)."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in ("", "application/x-www-form-urlencoded"):
+        raise ApiError(415, "body: must be application/x-www-form-urlencoded", "body")
+    try:
+        text = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "body: must be UTF-8 text", "body") from None
+    return dict(parse_qsl(text, keep_blank_values=True))
 
 
 def forwarded_headers(request: Request, content_type: str | None = "application/json") -> dict[str, str]:

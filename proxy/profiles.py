@@ -17,7 +17,7 @@ from starlette.responses import Response
 from proxy import validation
 from proxy.affinity import client_host, edge_host_for, located_tnt_id
 from proxy.auth import ClientKeys
-from proxy.bodies import JSONAnswer, forwarded_headers, read_bytes
+from proxy.bodies import JSONAnswer, forwarded_headers, read_bytes, read_form
 from proxy.delivery import upstream_error
 from proxy.sessions import EDGE_HOST, SessionStore
 from proxy.settings import Settings
@@ -86,8 +86,7 @@ class ProfileRoutes:
         client = validation.client_code(request.path_params["client"])
         query = dict(request.query_params)
         if request.method == "POST":
-            form = await request.form()
-            query.update({name: value for name, value in form.items() if isinstance(value, str)})
+            query.update(await read_form(request))
         kind, identity, _ = validation.profile_update(query)
         if kind == "mboxPC":
             record = self.sessions.find(VisitorIds.parse({"tntId": identity}).keys(client))

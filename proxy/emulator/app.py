@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 import orjson
@@ -13,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from proxy import validation
+from proxy.bodies import read_form
 from proxy.emulator.bulk_profiles import BulkUpdates
 from proxy.emulator.catalog import Catalog
 from proxy.emulator.edge import Call, Edge
@@ -45,18 +45,6 @@ async def read_json(request: Request) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise ApiError(400, "body: malformed JSON", "body") from None
-
-
-async def read_form(request: Request) -> dict[str, str]:
-    """An ``application/x-www-form-urlencoded`` body, parsed without Starlette's multipart dependency."""
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type not in ("", "application/x-www-form-urlencoded"):
-        raise ApiError(415, "body: must be application/x-www-form-urlencoded", "body")
-    try:
-        text = (await request.body()).decode("utf-8")
-    except UnicodeDecodeError:
-        raise ApiError(400, "body: must be UTF-8 text", "body") from None
-    return dict(parse_qsl(text, keep_blank_values=True))
 
 
 def client_param(request: Request, edge: Edge, required: bool = True) -> str:

@@ -2,8 +2,8 @@
 
 Every profile has a home cluster (the one that minted its tntId, visible in the ``.NN_M`` suffix).
 Identity is global, but an attribute written through cluster A is seen by cluster B only after the
-replication delay; until then B sees the previous value. That is what makes a lost edge affinity
-visible to a client.
+replication delay; until then B sees the newest value that has reached it. That is what makes a lost
+edge affinity visible to a client.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from proxy.emulator.catalog import now_iso
 
 @dataclass(slots=True)
 class Attribute:
+    """One written value of a profile attribute."""
+
     value: str
-    previous: str | None
     cluster: int
     written_at: float
     modified_at: str
@@ -32,7 +33,8 @@ class Profile:
     node: int = 0
     third_party_id: str | None = None
     marketing_cloud_visitor_id: str | None = None
-    attributes: dict[str, Attribute] = field(default_factory=dict)
+    # Each attribute's values, oldest first: the newest one every cluster sees, then any still replicating.
+    attributes: dict[str, list[Attribute]] = field(default_factory=dict)
     modified_at: str = field(default_factory=now_iso)
 
     @property
@@ -140,36 +142,46 @@ class ProfileStore:
     def write(self, profile: Profile, attributes: dict[str, str], cluster: int) -> None:
         now, stamp = self._clock(), now_iso()
         for name, value in attributes.items():
-            current = profile.attributes.get(name)
-            previous = self._visible(current, cluster, now) if current else None
-            profile.attributes[name] = Attribute(str(value), previous, cluster, now, stamp)
+            versions = profile.attributes.setdefault(name, [])
+            versions.append(Attribute(str(value), cluster, now, stamp))
+            # Values older than the newest one that reached every cluster can never be seen again.
+            replicated = [i for i, v in enumerate(versions) if self._replicated(v, now)]
+            if replicated:
+                del versions[: replicated[-1]]
         profile.modified_at = stamp
 
-    def _visible(self, attribute: Attribute, cluster: int, now: float) -> str | None:
-        if attribute.cluster == cluster or now - attribute.written_at >= self.replication_delay_s:
-            return attribute.value
-        return attribute.previous
+    def _replicated(self, attribute: Attribute, now: float) -> bool:
+        return now - attribute.written_at >= self.replication_delay_s
+
+    def _visible(self, versions: list[Attribute], cluster: int, now: float) -> Attribute | None:
+        """The newest value written through ``cluster`` or already replicated to it."""
+        for attribute in reversed(versions):
+            if attribute.cluster == cluster or self._replicated(attribute, now):
+                return attribute
+        return None
+
+    def _seen(self, profile: Profile, cluster: int) -> dict[str, Attribute]:
+        now = self._clock()
+        seen = {}
+        for name, versions in profile.attributes.items():
+            attribute = self._visible(versions, cluster, now)
+            if attribute is not None:
+                seen[name] = attribute
+        return seen
 
     def view(self, profile: Profile, cluster: int) -> dict[str, str]:
         """The attributes as the given cluster sees them now."""
-        now = self._clock()
-        seen = {}
-        for name, attribute in profile.attributes.items():
-            value = self._visible(attribute, cluster, now)
-            if value is not None:
-                seen[name] = value
-        return seen
+        return {name: attribute.value for name, attribute in self._seen(profile, cluster).items()}
 
     def document(self, profile: Profile, client: str, cluster: int) -> dict[str, object]:
         """The profile fetch API's answer."""
-        visible = self.view(profile, cluster)
         return {
             "client": client,
             "visitorId": profile.third_party_id or profile.tnt_id,
             "tntId": profile.located_tnt_id,
             "modifiedAt": profile.modified_at,
             "profileAttributes": {
-                name: {"value": value, "modifiedAt": profile.attributes[name].modified_at}
-                for name, value in visible.items()
+                name: {"value": attribute.value, "modifiedAt": attribute.modified_at}
+                for name, attribute in self._seen(profile, cluster).items()
             },
         }
