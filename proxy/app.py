@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from proxy.auth import ClientKeys
 from proxy.delivery import DeliveryRoutes
 from proxy.errors import EXCEPTION_HANDLERS
 from proxy.health import Health
+from proxy.hotpath import HotPaths
 from proxy.profiles import ProfileRoutes
 from proxy.sessions import InMemorySessionStore, SessionLimiter
 from proxy.settings import Settings, load_settings
@@ -52,7 +54,7 @@ async def sweep_forever(gateway: Gateway) -> None:
         gateway.sessions.sweep()
 
 
-def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.monotonic) -> Starlette:
+def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.monotonic) -> GatewayApp:
     settings = settings or load_settings()
     gateway = build_gateway(settings, clock)
     delivery = DeliveryRoutes(settings, gateway.upstream, gateway.sessions, gateway.limiter)
@@ -70,11 +72,6 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             await gateway.upstream.close()
 
     routes = [
-        Route("/rest/v1/mbox/{session_id}", delivery.single_mbox, methods=["POST"]),
-        Route("/rest/v1/mbox", delivery.single_mbox, methods=["POST"]),
-        Route("/rest/v2/batchmbox", delivery.batch_mbox, methods=["POST"]),
-        Route("/rest/v2/batchmbox/", delivery.batch_mbox, methods=["POST"]),
-        Route("/rest/v1/delivery", delivery.delivery, methods=["POST"]),
         Route(
             "/rest/v1/profiles/thirdPartyId/{third_party_id}",
             profiles.fetch_by_third_party_id,
@@ -89,4 +86,18 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
     app.state.gateway = gateway
-    return app
+    hot = HotPaths(app, settings.max_body_bytes)
+    delivery.mount(hot)
+    return GatewayApp(hot, app)
+
+
+class GatewayApp:
+    """The ASGI entry point: delivery calls take the hot path, everything else the Starlette app."""
+
+    def __init__(self, hot: HotPaths, app: Starlette) -> None:
+        self.hot = hot
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.hot(scope, receive, send)

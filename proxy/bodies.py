@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -41,14 +42,17 @@ async def read_bytes(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    raw = await read_bytes(request, limit)
+def parse_json(raw: bytes) -> Any:
     if not raw:
         raise ApiError(400, "body: a JSON body is required", "body")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise ApiError(400, "body: malformed JSON", "body") from None
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    return parse_json(await read_bytes(request, limit))
 
 
 async def read_form(request: Request) -> dict[str, str]:
@@ -63,11 +67,18 @@ async def read_form(request: Request) -> dict[str, str]:
     return dict(parse_qsl(text, keep_blank_values=True))
 
 
-def forwarded_headers(request: Request, content_type: str | None = "application/json") -> dict[str, str]:
-    headers = {name: value for name in FORWARDED_HEADERS if (value := request.headers.get(name)) is not None}
+def forwarded_headers(
+    headers: Mapping[str, str], client_host: str | None, content_type: str | None = "application/json"
+) -> dict[str, str]:
+    """The client's headers that travel upstream, and the client's address in X-Forwarded-For."""
+    forwarded = {name: value for name in FORWARDED_HEADERS if (value := headers.get(name)) is not None}
     if content_type:
-        headers["Content-Type"] = content_type
-    if request.client is not None:
-        prior = request.headers.get("x-forwarded-for")
-        headers["X-Forwarded-For"] = f"{prior}, {request.client.host}" if prior else request.client.host
-    return headers
+        forwarded["content-type"] = content_type
+    if client_host is not None:
+        prior = headers.get("x-forwarded-for")
+        forwarded["x-forwarded-for"] = f"{prior}, {client_host}" if prior else client_host
+    return forwarded
+
+
+def request_headers(request: Request, content_type: str | None = "application/json") -> dict[str, str]:
+    return forwarded_headers(request.headers, request.client.host if request.client else None, content_type)

@@ -7,13 +7,12 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
 
 from proxy import validation
 from proxy.affinity import edge_host_for, learn_and_hide, restore_ids
-from proxy.bodies import JSONAnswer, forwarded_headers, read_json
+from proxy.bodies import forwarded_headers, parse_json
 from proxy.errors import ApiError
+from proxy.hotpath import HotPaths, Incoming, Outgoing
 from proxy.sessions import SessionLimiter, SessionRecord, SessionStore
 from proxy.settings import Settings
 from proxy.upstream import Upstream, UpstreamResponse
@@ -33,6 +32,10 @@ def upstream_error(response: UpstreamResponse) -> ApiError:
     return ApiError(response.status, message, headers={"Retry-After": retry_after} if retry_after else None)
 
 
+def answer(document: dict[str, Any]) -> Outgoing:
+    return Outgoing(200, orjson.dumps(document))
+
+
 class DeliveryRoutes:
     def __init__(
         self, settings: Settings, upstream: Upstream, sessions: SessionStore, limiter: SessionLimiter
@@ -43,7 +46,12 @@ class DeliveryRoutes:
         self.limiter = limiter
 
     async def call(
-        self, request: Request, record: SessionRecord, client: str, path_and_query: str, body: dict[str, Any]
+        self,
+        incoming: Incoming,
+        record: SessionRecord,
+        client: str,
+        path_and_query: str,
+        body: dict[str, Any],
     ) -> dict[str, Any]:
         """One upstream call for the visitor, within its session's concurrency limit."""
         if not self.limiter.acquire(record.session_id):
@@ -54,59 +62,66 @@ class DeliveryRoutes:
                 edge_host_for(record, client),
                 path_and_query,
                 body=orjson.dumps(body),
-                headers=forwarded_headers(request),
+                headers=forwarded_headers(incoming.headers, incoming.client_host),
             )
         finally:
             self.limiter.release(record.session_id)
         if response.status >= 400:
             raise upstream_error(response)
         try:
-            answer = response.json()
+            document = response.json()
         except orjson.JSONDecodeError:
             raise ApiError(502, "upstream answered malformed JSON") from None
-        if not isinstance(answer, dict):
+        if not isinstance(document, dict):
             raise ApiError(502, "upstream answered an unexpected document")
-        return answer
+        return document
 
-    # POST /rest/v1/mbox/{session_id}?client=C and POST /rest/v1/mbox?client=C
-    async def single_mbox(self, request: Request) -> Response:
-        client = validation.client_code(request.query_params.get("client"))
-        supplied = request.path_params.get("session_id")
+    # POST /rest/v1/mbox/{sessionId}?client=C and POST /rest/v1/mbox?client=C
+    async def single_mbox(self, incoming: Incoming) -> Outgoing:
+        client = validation.client_code(incoming.query.get("client"))
+        supplied = incoming.path_param
         if supplied is not None:
             validation.session_id(supplied)
-        body = validation.single_mbox(await read_json(request, self.settings.max_body_bytes))
+        body = validation.single_mbox(parse_json(incoming.body))
         record = self.sessions.resolve(VisitorIds.parse(body).keys(client), supplied)
         restore_ids(body, record)
-        path = f"/rest/v1/mbox/{quote(record.session_id, safe='')}?{request.url.query}"
-        answer = await self.call(request, record, client, path, body)
-        learn_and_hide(answer, answer, record, self.sessions, client)
-        return JSONAnswer(answer)
+        path = f"/rest/v1/mbox/{quote(record.session_id, safe='')}?{incoming.query_string}"
+        document = await self.call(incoming, record, client, path, body)
+        learn_and_hide(document, document, record, self.sessions, client)
+        return answer(document)
 
     # POST /rest/v2/batchmbox
-    async def batch_mbox(self, request: Request) -> Response:
-        body = validation.batch_mbox(await read_json(request, self.settings.max_body_bytes))
+    async def batch_mbox(self, incoming: Incoming) -> Outgoing:
+        body = validation.batch_mbox(parse_json(incoming.body))
         client = body["client"]
         record = self.sessions.resolve(VisitorIds.parse(body.get("id")).keys(client), None)
         restore_ids(body.get("id"), record)
-        query = f"?{request.url.query}" if request.url.query else ""
-        answer = await self.call(request, record, client, f"/rest/v2/batchmbox{query}", body)
-        learn_and_hide(answer, answer.get("id"), record, self.sessions, client)
-        return JSONAnswer(answer)
+        query = f"?{incoming.query_string}" if incoming.query_string else ""
+        document = await self.call(incoming, record, client, f"/rest/v2/batchmbox{query}", body)
+        learn_and_hide(document, document.get("id"), record, self.sessions, client)
+        return answer(document)
 
     # POST /rest/v1/delivery?client=C|imsOrgId=O[&sessionId=S][&version=V]
-    async def delivery(self, request: Request) -> Response:
-        params = request.query_params
+    async def delivery(self, incoming: Incoming) -> Outgoing:
+        params = incoming.query
         if params.get("client") is None and params.get("imsOrgId") is None:
             raise validation.fail("client", "client or imsOrgId is required")
         client = validation.client_code(params["client"]) if "client" in params else self.settings.client
         supplied = params.get("sessionId")
         if supplied is not None:
             validation.session_id(supplied)
-        body = validation.delivery(await read_json(request, self.settings.max_body_bytes))
+        body = validation.delivery(parse_json(incoming.body))
         record = self.sessions.resolve(VisitorIds.parse(body.get("id")).keys(client), supplied)
         restore_ids(body.get("id"), record)
         query = {k: v for k, v in params.items() if k != "sessionId"}
         query["sessionId"] = record.session_id
-        answer = await self.call(request, record, client, f"/rest/v1/delivery?{urlencode(query)}", body)
-        learn_and_hide(answer, answer.get("id"), record, self.sessions, client)
-        return JSONAnswer(answer)
+        document = await self.call(incoming, record, client, f"/rest/v1/delivery?{urlencode(query)}", body)
+        learn_and_hide(document, document.get("id"), record, self.sessions, client)
+        return answer(document)
+
+    def mount(self, paths: HotPaths) -> None:
+        paths.prefix("/rest/v1/mbox/", self.single_mbox)
+        paths.exact("/rest/v1/mbox", self.single_mbox)
+        paths.exact("/rest/v2/batchmbox", self.batch_mbox)
+        paths.exact("/rest/v2/batchmbox/", self.batch_mbox)
+        paths.exact("/rest/v1/delivery", self.delivery)

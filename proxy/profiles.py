@@ -17,7 +17,7 @@ from starlette.responses import Response
 from proxy import validation
 from proxy.affinity import client_host, edge_host_for, located_tnt_id
 from proxy.auth import ClientKeys
-from proxy.bodies import JSONAnswer, forwarded_headers, read_bytes, read_form
+from proxy.bodies import JSONAnswer, read_bytes, read_form, request_headers
 from proxy.delivery import upstream_error
 from proxy.sessions import EDGE_HOST, SessionStore
 from proxy.settings import Settings
@@ -72,7 +72,7 @@ class ProfileRoutes:
         return await self._fetch(request, edge_host_for(record, client), path)
 
     async def _fetch(self, request: Request, host: str, path: str) -> Response:
-        response = await self.upstream.request("GET", host, path, headers=forwarded_headers(request, None))
+        response = await self.upstream.request("GET", host, path, headers=request_headers(request, None))
         if response.status >= 400:
             raise upstream_error(response)
         document = response.json()
@@ -95,7 +95,7 @@ class ProfileRoutes:
             record = self.sessions.find(VisitorIds(third_party_id=identity).keys(client))
         path = f"/m2/{quote(client, safe='')}/profile/update?{urlencode(query)}"
         response = await self.upstream.request(
-            "GET", edge_host_for(record, client), path, headers=forwarded_headers(request, None)
+            "GET", edge_host_for(record, client), path, headers=request_headers(request, None)
         )
         return passthrough(response)
 
@@ -112,7 +112,7 @@ class ProfileRoutes:
             client_host(client),
             f"/m2/{quote(client, safe='')}/v2/profile/batchUpdate",
             body=body,
-            headers=forwarded_headers(request, content_type),
+            headers=request_headers(request, content_type),
         )
         if response.status >= 400:
             raise upstream_error(response)
@@ -136,5 +136,5 @@ class ProfileRoutes:
         assert batch_id is not None
         host = self._batch_edges.get(batch_id) or client_host(client)
         path = f"/m2/{quote(client, safe='')}/v2/profile/batchStatus?{request.url.query}"
-        response = await self.upstream.request("GET", host, path, headers=forwarded_headers(request, None))
+        response = await self.upstream.request("GET", host, path, headers=request_headers(request, None))
         return passthrough(response)

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     upstream_connect_timeout_ms: int = Field(1000, ge=1)
     upstream_pool_size: int = Field(256, ge=1)
     upstream_retries: int = Field(1, ge=0, le=5)
+    # Shorter than the upstream's keep-alive, so a pooled connection is not reused as upstream closes it.
+    upstream_idle_seconds: float = Field(4.0, gt=0)
 
     # Sessions and edge affinity
     session_ttl_seconds: float = Field(1800.0, gt=0)

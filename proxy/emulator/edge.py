@@ -116,6 +116,8 @@ class Edge:
         else:
             self.stats.display += 1
         for token in tokens:
+            if token.kind not in ("display", "click"):
+                continue  # a prefetch state token names a decision, not an event
             if token.kind == "click" or kind == "click":
                 self.stats.activity_event(token.activity_id, "clicks")
                 activity = self.catalog.activities.get(token.activity_id)
@@ -158,8 +160,10 @@ class Edge:
             self._geo(location.get("ipAddress")),
         )
         name, visitor = body["mbox"], profile.visitor_key
+        clicked = validation.boolean_flag(body.get("clicked"), "clicked") or name.endswith(CLICKED_SUFFIX)
+        name = name.removesuffix(CLICKED_SUFFIX)
         decision = self.decider.decide(name, visitor, ctx)
-        if validation.boolean_flag(body.get("clicked"), "clicked"):
+        if clicked:
             self._count_clicked(name, visitor, ctx)
         else:
             self._count_shown(decision, visitor, location.get("impressionId"), ctx)

@@ -104,6 +104,17 @@ def test_prefetch_counts_nothing_until_a_display_notification(emulator: httpx.Cl
     assert activity_counts(emulator, 200001)["impressions"] == 1
 
 
+def test_a_state_token_among_the_tokens_counts_nothing(emulator: httpx.Client) -> None:
+    prefetched = prefetch_hero(emulator)
+
+    delivery(
+        emulator,
+        {"id": {"tntId": "delivery-visitor"}, "notifications": [display([prefetched["state"]], "n-s")]},
+    )
+
+    assert stats(emulator)["impressions"] == 0
+
+
 def test_a_repeated_notification_id_is_a_duplicate(emulator: httpx.Client) -> None:
     token = prefetch_hero(emulator)["options"][0]["eventToken"]
     note = display([token], "n-same")

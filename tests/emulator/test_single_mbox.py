@@ -95,6 +95,14 @@ def test_clicked_counts_a_click_and_no_impression(emulator: httpx.Client) -> Non
     assert stats(emulator)["impressions"] == 0
 
 
+def test_clicked_suffix_is_the_same_as_the_clicked_flag(emulator: httpx.Client) -> None:
+    mbox(emulator, {"mbox": "home-hero-clicked"})
+
+    counts = activity_counts(emulator, 200001)
+    assert counts["clicks"] == 1
+    assert stats(emulator)["impressions"] == 0
+
+
 def test_profile_parameters_are_written_and_used_in_the_same_call(emulator: httpx.Client) -> None:
     answer = mbox(emulator, {"mbox": "home-banner", "profileParameters": {"memberLevel": "gold"}}, cluster=28)
 

@@ -1,0 +1,134 @@
+"""A thin ASGI layer for the delivery routes, in front of the Starlette application.
+
+Every delivery call passes here, so it skips what it does not need of Starlette's request, response,
+routing and middleware objects (measured at about a third of a cached answer's time); every other
+path goes to the Starlette app unchanged. Errors are the same JSON documents either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from proxy.errors import ApiError, error_body
+
+logger = logging.getLogger("proxy.errors")
+
+
+@dataclass(slots=True)
+class Incoming:
+    """What a delivery handler needs of a request."""
+
+    path: str
+    path_param: str | None
+    query_string: str
+    headers: dict[str, str]
+    client_host: str | None
+    body: bytes
+    _query: dict[str, str] | None = field(default=None, repr=False)
+
+    @property
+    def query(self) -> dict[str, str]:
+        if self._query is None:
+            self._query = dict(parse_qsl(self.query_string, keep_blank_values=True))
+        return self._query
+
+
+@dataclass(slots=True)
+class Outgoing:
+    status: int
+    body: bytes
+    headers: dict[str, str] | None = None
+
+
+Handler = Callable[[Incoming], Awaitable[Outgoing]]
+
+
+class HotPaths:
+    """Exact paths and one-segment prefixes (``/rest/v1/mbox/{sessionId}``) for POST handlers."""
+
+    def __init__(self, fallback: ASGIApp, max_body_bytes: int) -> None:
+        self.fallback = fallback
+        self.max_body_bytes = max_body_bytes
+        self._exact: dict[str, Handler] = {}
+        self._prefixes: dict[str, Handler] = {}
+
+    def exact(self, path: str, handler: Handler) -> None:
+        self._exact[path] = handler
+
+    def prefix(self, prefix: str, handler: Handler) -> None:
+        self._prefixes[prefix] = handler
+
+    def _match(self, path: str) -> tuple[Handler, str | None] | None:
+        handler = self._exact.get(path)
+        if handler is not None:
+            return handler, None
+        head, slash, tail = path.rpartition("/")
+        if slash and tail:
+            handler = self._prefixes.get(head + "/")
+            if handler is not None:
+                return handler, tail
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.fallback(scope, receive, send)
+            return
+        matched = self._match(scope["path"])
+        if matched is None:
+            await self.fallback(scope, receive, send)
+            return
+        handler, path_param = matched
+        try:
+            headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+            body = await self._read_body(headers, receive)
+            client = scope.get("client")
+            incoming = Incoming(
+                scope["path"],
+                path_param,
+                scope["query_string"].decode("latin-1"),
+                headers,
+                client[0] if client else None,
+                body,
+            )
+            outgoing = await handler(incoming)
+        except ApiError as exc:
+            outgoing = Outgoing(exc.status, error_body(exc.status, exc.message, exc.field), exc.headers)
+        except Exception:
+            logger.exception("unhandled error on POST %s", scope["path"])
+            outgoing = Outgoing(500, error_body(500, "internal error"))
+        await respond(send, outgoing)
+
+    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+        declared = headers.get("content-length")
+        limit = self.max_body_bytes
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ApiError(413, f"request body exceeds {limit} bytes", "body")
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"request body exceeds {limit} bytes", "body")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def respond(send: Send, outgoing: Outgoing) -> None:
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(outgoing.body)).encode()),
+    ]
+    if outgoing.headers:
+        raw_headers.extend(
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in outgoing.headers.items()
+        )
+    await send({"type": "http.response.start", "status": outgoing.status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": outgoing.body})
