@@ -14,6 +14,9 @@ from proxy.sessions import SessionRecord, SessionStore
 from proxy.visitors import VisitorIds, split_location
 
 
+MAX_TNT_ID = 128
+
+
 def client_host(client: str) -> str:
     return f"{client}.tt.omtrdc.net"
 
@@ -28,7 +31,9 @@ def located_tnt_id(tnt_id: str, record: SessionRecord | None) -> str:
     """The tntId as upstream knows it: with the visitor's location suffix when the gateway has one."""
     base, location = split_location(tnt_id)
     location = location or (record.location if record is not None else None)
-    return f"{base}.{location}" if location else base
+    located = f"{base}.{location}" if location else base
+    # Upstream takes tntIds of at most 128 characters; without the hint it still finds the profile.
+    return located if len(located) <= MAX_TNT_ID else base
 
 
 def restore_ids(ids: dict[str, Any] | None, record: SessionRecord | None) -> None:

@@ -11,6 +11,7 @@ import time
 import uuid
 
 import httpx
+import pytest
 from delivery_api_client import (
     ChannelType,
     Context,
@@ -35,6 +36,7 @@ def page_request() -> DeliveryRequest:
     )
 
 
+@pytest.mark.usefixtures("fresh_target_sdk")
 def test_sdk_stays_on_the_gateway_across_calls(
     gateway_process: ServerProcess, emulator: httpx.Client
 ) -> None:

@@ -27,7 +27,7 @@ SDK_SESSION = "sdk-session-1"
 
 
 @pytest.fixture
-def sdk(emulator_url: str) -> Callable[[], TargetClient]:
+def sdk(emulator_url: str, fresh_target_sdk: None) -> Callable[[], TargetClient]:
     """A factory of fresh TargetClients on the emulator (each one learns its own location hint)."""
     domain = urlsplit(emulator_url).netloc
 
