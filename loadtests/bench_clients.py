@@ -36,9 +36,7 @@ async def aiohttp_client(
     return one, session.close
 
 
-async def httpx_client(
-    url: str, in_flight: int
-) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+async def httpx_client(url: str, in_flight: int) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
     import httpx
 
     client = httpx.AsyncClient(limits=httpx.Limits(max_connections=in_flight))
@@ -92,9 +90,7 @@ def child(name: str, url: str, total: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=8000)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -38,9 +38,7 @@ def pinned(command: list[str], core: str | None) -> list[str]:
 class Server:
     """A server process on a free loopback port, found from the address it prints."""
 
-    def __init__(
-        self, args: list[str], core: str | None, kind: str, env: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, args: list[str], core: str | None, kind: str, env: dict[str, str] | None = None) -> None:
         self.command = pinned(args, core)
         self.kind = kind
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

@@ -13,7 +13,6 @@ from typing import Any
 from proxy.sessions import SessionRecord, SessionStore
 from proxy.visitors import VisitorIds, split_location
 
-
 MAX_TNT_ID = 128
 
 
@@ -42,6 +41,15 @@ def restore_ids(ids: dict[str, Any] | None, record: SessionRecord | None) -> Non
         ids["tntId"] = located_tnt_id(str(ids["tntId"]), record)
 
 
+def upstream_ids(record: SessionRecord, given: dict[str, Any] | None) -> dict[str, Any]:
+    """The visitor's ``id`` object for a call the gateway makes on its behalf."""
+    ids = {k: given[k] for k in ("thirdPartyId", "marketingCloudVisitorId", "customerIds") if given and given.get(k)}
+    tnt_id = (given or {}).get("tntId") or record.tnt_id
+    if tnt_id:
+        ids["tntId"] = located_tnt_id(str(tnt_id), record)
+    return ids
+
+
 def learn_and_hide(
     answer: dict[str, Any],
     ids: dict[str, Any] | None,
@@ -58,5 +66,6 @@ def learn_and_hide(
     if ids and ids.get("tntId"):
         base, location = split_location(str(ids["tntId"]))
         ids["tntId"] = base
+        record.tnt_id = base
         sessions.link(record, VisitorIds(tnt_id=base).keys(client))
     sessions.learn_edge(record, answer.pop("edgeHost", None), location)

@@ -14,10 +14,16 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from proxy.auth import ClientKeys
+from proxy.cache import InMemoryContentCache
 from proxy.delivery import DeliveryRoutes
 from proxy.errors import EXCEPTION_HANDLERS
 from proxy.health import Health
 from proxy.hotpath import HotPaths
+from proxy.notifications.flusher import Flusher
+from proxy.notifications.queue import NotificationQueue
+from proxy.notifications.store import NotificationStore
+from proxy.operations import OperationRoutes
+from proxy.prefetch import PrefetchPlanner
 from proxy.profiles import ProfileRoutes
 from proxy.sessions import InMemorySessionStore, SessionLimiter
 from proxy.settings import Settings, load_settings
@@ -36,15 +42,46 @@ class Gateway:
     sessions: InMemorySessionStore
     limiter: SessionLimiter
     keys: ClientKeys
+    cache: InMemoryContentCache
+    planner: PrefetchPlanner
+    store: NotificationStore
+    queue: NotificationQueue
+    flusher: Flusher
 
 
 def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotonic) -> Gateway:
+    upstream = Upstream(settings)
+    store = NotificationStore(
+        settings.notification_store,
+        settings.notification_max_backlog,
+        synchronous=settings.notification_sync.upper(),
+        dead_letter_path=settings.notification_dead_letters,
+    )
+    queue = NotificationQueue(store, settings.notification_batch_size)
     return Gateway(
         settings=settings,
-        upstream=Upstream(settings),
+        upstream=upstream,
         sessions=InMemorySessionStore(settings.session_ttl_seconds, settings.session_max_visitors, clock),
         limiter=SessionLimiter(settings.session_max_concurrent),
         keys=ClientKeys(settings.client_keys),
+        cache=InMemoryContentCache(
+            ttl_seconds=settings.cache_ttl_seconds or settings.session_ttl_seconds,
+            max_entries=settings.cache_max_entries,
+            max_bytes=settings.cache_max_bytes,
+            stale_seconds=settings.cache_stale_seconds,
+            clock=clock,
+        ),
+        planner=PrefetchPlanner(settings.prefetch_groups, learn=settings.prefetch_learn),
+        store=store,
+        queue=queue,
+        flusher=Flusher(
+            queue,
+            upstream,
+            max_delay_s=settings.notification_max_delay_ms / 1000,
+            retry_base_s=settings.notification_retry_base_ms / 1000,
+            retry_cap_s=settings.notification_retry_cap_ms / 1000,
+            max_attempts=settings.notification_max_attempts,
+        ),
     )
 
 
@@ -52,23 +89,39 @@ async def sweep_forever(gateway: Gateway) -> None:
     while True:
         await asyncio.sleep(SWEEP_INTERVAL_S)
         gateway.sessions.sweep()
+        gateway.cache.sweep()
 
 
 def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.monotonic) -> GatewayApp:
     settings = settings or load_settings()
     gateway = build_gateway(settings, clock)
-    delivery = DeliveryRoutes(settings, gateway.upstream, gateway.sessions, gateway.limiter)
+    delivery = DeliveryRoutes(
+        settings,
+        gateway.upstream,
+        gateway.sessions,
+        gateway.limiter,
+        gateway.cache,
+        gateway.planner,
+        gateway.queue,
+    )
     profiles = ProfileRoutes(settings, gateway.upstream, gateway.sessions, gateway.keys)
     health = Health(settings, gateway.upstream)
+    operations = OperationRoutes(gateway.keys, gateway.sessions, gateway.cache, gateway.queue)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.upstream.start()
+        gateway.store.open()
+        gateway.flusher.start()
         sweeper = asyncio.create_task(sweep_forever(gateway))
         try:
             yield
         finally:
             sweeper.cancel()
+            left = await gateway.flusher.stop(settings.shutdown_grace_seconds)
+            if left:
+                logger.warning("%d notification(s) kept in %s for the next start", left, settings.notification_store)
+            gateway.store.close()
             await gateway.upstream.close()
 
     routes = [
@@ -83,6 +136,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         Route("/m2/{client}/v2/profile/batchStatus", profiles.batch_status, methods=["GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
+        *operations.routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
     app.state.gateway = gateway

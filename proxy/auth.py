@@ -29,9 +29,7 @@ class ClientKeys:
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
-            raise ApiError(
-                401, "a client key is required (Authorization: Bearer <key>)", "Authorization", CHALLENGE
-            )
+            raise ApiError(401, "a client key is required (Authorization: Bearer <key>)", "Authorization", CHALLENGE)
         scopes = self._scopes.get(_digest(key.strip()))
         if scopes is None:
             raise ApiError(401, "unknown client key", "Authorization", CHALLENGE)

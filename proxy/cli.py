@@ -38,9 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulator = commands.add_parser("emulator", help="run the Target emulator alone")
     emulator.add_argument("--host", dest="emulator_host")
     emulator.add_argument("--port", dest="emulator_port", type=int)
-    emulator.add_argument(
-        "--catalog", dest="emulator_catalog", help="catalog JSON (default: the demo catalog)"
-    )
+    emulator.add_argument("--catalog", dest="emulator_catalog", help="catalog JSON (default: the demo catalog)")
     emulator.add_argument("--replication-delay-ms", dest="emulator_replication_delay_ms", type=int)
     emulator.add_argument("--fd", type=int, help=argparse.SUPPRESS)
     _common(emulator)

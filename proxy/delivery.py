@@ -1,22 +1,43 @@
-"""Drop-in delivery routes: single mbox, batch mbox and the Delivery API, forwarded upstream with the
-visitor's session and edge."""
+"""Drop-in delivery routes: single mbox, batch mbox and the Delivery API.
+
+A visitor's plain views (no profile writes, orders or traces) are answered from its prefetched
+content when the cache has it, each answer queueing exactly one display notification. A miss costs
+one upstream Delivery API call, which executes what was asked, prefetches the visitor's other known
+mboxes into the cache and carries the visitor's waiting notifications along. Concurrent identical
+misses share that call. When upstream fails, the visitor's last content (or the mbox's configured
+default) is served instead of an error.
+"""
 
 from __future__ import annotations
 
+import time
+import uuid
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import orjson
 
-from proxy import validation
-from proxy.affinity import edge_host_for, learn_and_hide, restore_ids
+from proxy import translate, validation
+from proxy.affinity import edge_host_for, learn_and_hide, restore_ids, upstream_ids
 from proxy.bodies import forwarded_headers, parse_json
+from proxy.cache import CachedMbox, ContentCache
+from proxy.coalesce import SingleFlight
 from proxy.errors import ApiError
 from proxy.hotpath import HotPaths, Incoming, Outgoing
+from proxy.notifications.queue import NotificationQueue, view_notification
+from proxy.notifications.store import BacklogFull
+from proxy.prefetch import PrefetchPlanner
 from proxy.sessions import SessionLimiter, SessionRecord, SessionStore
 from proxy.settings import Settings
 from proxy.upstream import Upstream, UpstreamResponse
 from proxy.visitors import VisitorIds
+
+CLICKED = "-clicked"
+# Answers that mean "upstream is not serving now", as opposed to "this request is wrong".
+UNAVAILABLE = frozenset({420, 429, 500, 502, 503, 504})
+UNCACHEABLE_DELIVERY_KEYS = ("prefetch", "trace", "qaMode", "preview", "telemetry")
+UNCACHEABLE_MBOX_KEYS = ("profileParameters", "order", "product")
 
 
 def upstream_error(response: UpstreamResponse) -> ApiError:
@@ -28,7 +49,7 @@ def upstream_error(response: UpstreamResponse) -> ApiError:
             message = payload["message"]
     except orjson.JSONDecodeError:
         pass
-    retry_after = response.headers.get("Retry-After")
+    retry_after = response.headers.get("retry-after")
     return ApiError(response.status, message, headers={"Retry-After": retry_after} if retry_after else None)
 
 
@@ -36,14 +57,57 @@ def answer(document: dict[str, Any]) -> Outgoing:
     return Outgoing(200, orjson.dumps(document))
 
 
+def client_ids(record: SessionRecord, given: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``id`` object a client sees: its own ids, with the bare tntId the gateway knows."""
+    ids = {k: v for k, v in (given or {}).items() if k != "tntId"}
+    if record.tnt_id:
+        ids = {"tntId": record.tnt_id, **ids}
+    return ids
+
+
+@dataclass(slots=True)
+class Miss:
+    """One upstream Delivery API call on behalf of a visitor, and the cache context it fills."""
+
+    client: str
+    record: SessionRecord
+    request: dict[str, Any]
+    context: str | None
+    query: dict[str, str]
+
+    @property
+    def path(self) -> str:
+        return "/rest/v1/delivery?" + urlencode({**self.query, "sessionId": self.record.session_id})
+
+
 class DeliveryRoutes:
     def __init__(
-        self, settings: Settings, upstream: Upstream, sessions: SessionStore, limiter: SessionLimiter
+        self,
+        settings: Settings,
+        upstream: Upstream,
+        sessions: SessionStore,
+        limiter: SessionLimiter,
+        cache: ContentCache,
+        planner: PrefetchPlanner,
+        queue: NotificationQueue,
     ) -> None:
         self.settings = settings
         self.upstream = upstream
         self.sessions = sessions
         self.limiter = limiter
+        self.cache = cache
+        self.planner = planner
+        self.queue = queue
+        self.flight = SingleFlight()
+
+    def mount(self, paths: HotPaths) -> None:
+        paths.prefix("/rest/v1/mbox/", self.single_mbox)
+        paths.exact("/rest/v1/mbox", self.single_mbox)
+        paths.exact("/rest/v2/batchmbox", self.batch_mbox)
+        paths.exact("/rest/v2/batchmbox/", self.batch_mbox)
+        paths.exact("/rest/v1/delivery", self.delivery)
+
+    # --- upstream ------------------------------------------------------------------------------------
 
     async def call(
         self,
@@ -76,32 +140,199 @@ class DeliveryRoutes:
             raise ApiError(502, "upstream answered an unexpected document")
         return document
 
-    # POST /rest/v1/mbox/{sessionId}?client=C and POST /rest/v1/mbox?client=C
+    async def fetch(self, incoming: Incoming, miss: Miss) -> dict[str, Any]:
+        """The Delivery API call of a miss, with the visitor's waiting notifications riding along."""
+        record, client, path = miss.record, miss.client, miss.path
+        visitor = record.visitor
+        riders = self.queue.ride(client, visitor, record.session_id) if visitor else []
+        request = miss.request
+        if riders:
+            request = {
+                **request,
+                "notifications": [*request.get("notifications", []), *(r.payload for r in riders)],
+            }
+        try:
+            document = await self.call(incoming, record, client, path, request)
+        except ApiError as exc:
+            self.queue.settle_ride(riders, None)
+            if not (riders and exc.status == 400):
+                raise
+            # A bad notification spoils the whole call upstream: leave them to the flusher, which
+            # finds the bad one, and ask again without them.
+            document = await self.call(incoming, record, client, path, miss.request)
+        else:
+            self.queue.settle_ride(riders, document)
+        learn_and_hide(document, document.get("id"), record, self.sessions, client)
+        if record.visitor and miss.context is not None:
+            self.cache.fill(client, record.visitor, miss.context, translate.cached_mboxes(document))
+        return document
+
+    async def fetch_once(self, incoming: Incoming, miss: Miss) -> dict[str, Any] | None:
+        """``fetch``, unless the same miss is already in flight: then wait for it and return None (the
+        cache now has what it fetched)."""
+        if miss.context is None or miss.record.visitor is None:
+            return await self.fetch(incoming, miss)
+        key = (miss.client, miss.record.visitor, miss.context)
+        if self.flight.in_flight(key) is not None and await self.flight.wait(key):
+            return None
+        return await self.flight.run(key, lambda: self.fetch(incoming, miss))
+
+    # --- notifications -------------------------------------------------------------------------------
+
+    async def notify_views(
+        self,
+        record: SessionRecord,
+        client: str,
+        given_ids: dict[str, Any] | None,
+        notes: list[dict[str, Any]],
+    ) -> None:
+        assert record.visitor is not None
+        await self.queue.add(
+            client,
+            record.visitor,
+            record.session_id,
+            record.edge_host,
+            upstream_ids(record, given_ids),
+            notes,
+        )
+
+    # --- POST /rest/v1/mbox/{sessionId}?client=C and POST /rest/v1/mbox?client=C ------------------------
+
     async def single_mbox(self, incoming: Incoming) -> Outgoing:
         client = validation.client_code(incoming.query.get("client"))
         supplied = incoming.path_param
         if supplied is not None:
             validation.session_id(supplied)
         body = validation.single_mbox(parse_json(incoming.body))
-        record = self.sessions.resolve(VisitorIds.parse(body).keys(client), supplied)
+        ids = VisitorIds.parse(body)
+        record = self.sessions.resolve(ids.keys(client), supplied)
+        if ids.tnt_id:
+            record.tnt_id = ids.tnt_id
+        asked: str = body["mbox"]
+        clicked = validation.boolean_flag(body.get("clicked"), "clicked") or asked.endswith(CLICKED)
+        name = asked.removesuffix(CLICKED)
+        if validation.boolean_flag(body.get("mboxTrace"), "mboxTrace"):
+            return await self.forward_single(incoming, body, record, client)
+        context = translate.single_context(body)
+        visitor = record.visitor
+        impression_id = (body.get("requestLocation") or {}).get("impressionId")
+        if clicked:
+            entry = self.cache.lookup(client, visitor, context, name) if visitor else None
+            if entry is None or not entry.click_tokens:
+                return await self.forward_single(incoming, body, record, client)
+            await self.notify_views(record, client, body, [view_notification("click", entry, impression_id)])
+            return self.single_answer(body, record, entry)
+        self.planner.asked(client, name)
+        plain = not (body.get("profileParameters") or body.get("order"))
+        if plain and visitor:
+            entry = self.cache.lookup(client, visitor, context, name)
+            if entry is not None:
+                try:
+                    await self.notify_views(record, client, body, [view_notification("display", entry, impression_id)])
+                    return self.single_answer(body, record, entry)
+                except BacklogFull:
+                    pass  # no room to count the view: ask upstream, which counts it on execution
+        request = translate.single_to_delivery(body, upstream_ids(record, body), self.planner.plan(client, [name]))
+        miss = Miss(client, record, request, context, {"client": client})
+        try:
+            document = await self.fetch_once(incoming, miss) if plain else await self.fetch(incoming, miss)
+            if document is None:  # an identical miss in flight filled the cache
+                entry = self.cache.lookup(client, record.visitor or "", context, name)
+                if entry is not None:
+                    await self.notify_views(record, client, body, [view_notification("display", entry, impression_id)])
+                    return self.single_answer(body, record, entry)
+                document = await self.fetch(incoming, miss)
+        except ApiError as exc:
+            if exc.status not in UNAVAILABLE:
+                raise
+            return await self.single_fallback(body, record, client, name, impression_id, exc)
+        content = translate.option_content(translate.executed_options(document))
+        return answer(self.single_document(body, record, content))
+
+    async def forward_single(
+        self, incoming: Incoming, body: dict[str, Any], record: SessionRecord, client: str
+    ) -> Outgoing:
+        """The single mbox API itself, for what only it answers (traces, clicks on content not cached)."""
         restore_ids(body, record)
         path = f"/rest/v1/mbox/{quote(record.session_id, safe='')}?{incoming.query_string}"
         document = await self.call(incoming, record, client, path, body)
         learn_and_hide(document, document, record, self.sessions, client)
         return answer(document)
 
-    # POST /rest/v2/batchmbox
+    def single_document(self, body: dict[str, Any], record: SessionRecord, content: str) -> dict[str, Any]:
+        document: dict[str, Any] = {}
+        only_other_ids = body.get("thirdPartyId") or body.get("marketingCloudVisitorId")
+        if record.tnt_id and (body.get("tntId") or not only_other_ids):
+            document["tntId"] = record.tnt_id
+        for key in ("thirdPartyId", "marketingCloudVisitorId"):
+            if body.get(key):
+                document[key] = body[key]
+        document["content"] = content
+        document["sessionId"] = record.session_id
+        return document
+
+    def single_answer(self, body: dict[str, Any], record: SessionRecord, entry: CachedMbox) -> Outgoing:
+        content = translate.option_content(orjson.loads(entry.options_json))
+        return answer(self.single_document(body, record, content))
+
+    async def single_fallback(
+        self,
+        body: dict[str, Any],
+        record: SessionRecord,
+        client: str,
+        name: str,
+        impression_id: str | None,
+        failure: ApiError,
+    ) -> Outgoing:
+        """Stale-if-error: the visitor's last content for the mbox, else its configured default."""
+        entry = self.cache.stale(client, record.visitor, name) if record.visitor else None
+        if entry is not None:
+            if entry.display_tokens:
+                await self.notify_views(record, client, body, [view_notification("display", entry, impression_id)])
+            return self.single_answer(body, record, entry)
+        default = self.settings.default_content.get(name)
+        if default is not None:
+            return answer(self.single_document(body, record, default))
+        raise failure
+
+    # --- POST /rest/v2/batchmbox ---------------------------------------------------------------------
+
     async def batch_mbox(self, incoming: Incoming) -> Outgoing:
         body = validation.batch_mbox(parse_json(incoming.body))
         client = body["client"]
-        record = self.sessions.resolve(VisitorIds.parse(body.get("id")).keys(client), None)
+        ids = VisitorIds.parse(body.get("id"))
+        record = self.sessions.resolve(ids.keys(client), None)
+        if ids.tnt_id:
+            record.tnt_id = ids.tnt_id
+        notes = body.get("notifications") or []
+        if notes and record.visitor and not body.get("mboxes") and not body.get("prefetch"):
+            # Notifications alone: the gateway takes them over and delivers them.
+            await self.accept(record, client, body.get("id"), [batch_notification(n) for n in notes])
+            return answer({"requestId": str(uuid.uuid4()), "client": client, "id": client_ids(record, body.get("id"))})
         restore_ids(body.get("id"), record)
         query = f"?{incoming.query_string}" if incoming.query_string else ""
         document = await self.call(incoming, record, client, f"/rest/v2/batchmbox{query}", body)
         learn_and_hide(document, document.get("id"), record, self.sessions, client)
         return answer(document)
 
-    # POST /rest/v1/delivery?client=C|imsOrgId=O[&sessionId=S][&version=V]
+    async def accept(
+        self,
+        record: SessionRecord,
+        client: str,
+        given_ids: dict[str, Any] | None,
+        notes: list[dict[str, Any]],
+    ) -> None:
+        try:
+            await self.notify_views(record, client, given_ids, notes)
+        except BacklogFull:
+            raise ApiError(
+                503,
+                "too many notifications are waiting; send them again later",
+                headers={"Retry-After": "30"},
+            ) from None
+
+    # --- POST /rest/v1/delivery?client=C|imsOrgId=O[&sessionId=S][&version=V] ----------------------------
+
     async def delivery(self, incoming: Incoming) -> Outgoing:
         params = incoming.query
         if params.get("client") is None and params.get("imsOrgId") is None:
@@ -111,17 +342,145 @@ class DeliveryRoutes:
         if supplied is not None:
             validation.session_id(supplied)
         body = validation.delivery(parse_json(incoming.body))
-        record = self.sessions.resolve(VisitorIds.parse(body.get("id")).keys(client), supplied)
-        restore_ids(body.get("id"), record)
-        query = {k: v for k, v in params.items() if k != "sessionId"}
-        query["sessionId"] = record.session_id
-        document = await self.call(incoming, record, client, f"/rest/v1/delivery?{urlencode(query)}", body)
-        learn_and_hide(document, document.get("id"), record, self.sessions, client)
+        ids = VisitorIds.parse(body.get("id"))
+        record = self.sessions.resolve(ids.keys(client), supplied)
+        if ids.tnt_id:
+            record.tnt_id = ids.tnt_id
+        notes: list[dict[str, Any]] = body.get("notifications") or []
+        accepted = bool(notes and record.visitor)
+        if accepted:
+            await self.accept(record, client, body.get("id"), notes)
+            body = {k: v for k, v in body.items() if k != "notifications"}
+            if not body.get("execute") and not body.get("prefetch"):
+                return answer(self.delivery_document(body, record, client, notes))
+        context = delivery_context(body)
+        if context is not None and record.visitor:
+            hit = await self.delivery_from_cache(body, record, client, context, notes if accepted else [])
+            if hit is not None:
+                return hit
+        return await self.delivery_miss(incoming, body, record, client, params, context, notes if accepted else [])
+
+    def delivery_document(
+        self, body: dict[str, Any], record: SessionRecord, client: str, accepted: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "status": 200,
+            "requestId": body.get("requestId") or str(uuid.uuid4()),
+            "client": client,
+            "id": client_ids(record, body.get("id")),
+        }
+        if accepted:
+            document["notifications"] = [{"id": note["id"]} for note in accepted]
+        return document
+
+    async def delivery_from_cache(
+        self,
+        body: dict[str, Any],
+        record: SessionRecord,
+        client: str,
+        context: str,
+        accepted: list[dict[str, Any]],
+    ) -> Outgoing | None:
+        mboxes = body["execute"]["mboxes"]
+        visitor = record.visitor
+        assert visitor is not None
+        entries = []
+        for mbox in mboxes:
+            self.planner.asked(client, mbox["name"])
+            entry = self.cache.lookup(client, visitor, context, mbox["name"])
+            if entry is None:
+                return None
+            entries.append(entry)
+        if record.tnt_id is None:
+            return None
+        views = [view_notification("display", e, body.get("impressionId")) for e in entries if e.display_tokens]
+        try:
+            await self.notify_views(record, client, body.get("id"), views)
+        except BacklogFull:
+            return None
+        document = self.delivery_document(body, record, client, accepted)
+        document["execute"] = {
+            "mboxes": [
+                {
+                    "index": mbox["index"],
+                    "name": mbox["name"],
+                    "options": orjson.Fragment(entry.options_json),
+                    "metrics": orjson.Fragment(entry.metrics_json),
+                }
+                for mbox, entry in zip(mboxes, entries, strict=True)
+            ]
+        }
         return answer(document)
 
-    def mount(self, paths: HotPaths) -> None:
-        paths.prefix("/rest/v1/mbox/", self.single_mbox)
-        paths.exact("/rest/v1/mbox", self.single_mbox)
-        paths.exact("/rest/v2/batchmbox", self.batch_mbox)
-        paths.exact("/rest/v2/batchmbox/", self.batch_mbox)
-        paths.exact("/rest/v1/delivery", self.delivery)
+    async def delivery_miss(
+        self,
+        incoming: Incoming,
+        body: dict[str, Any],
+        record: SessionRecord,
+        client: str,
+        params: dict[str, str],
+        context: str | None,
+        accepted: list[dict[str, Any]],
+    ) -> Outgoing:
+        request = dict(body)
+        request["id"] = upstream_ids(record, body.get("id")) if (body.get("id") or record.tnt_id) else {}
+        if not request["id"]:
+            del request["id"]
+        prefetched_for_cache = context is not None and record.visitor is not None
+        if prefetched_for_cache:
+            asked = [m["name"] for m in body["execute"]["mboxes"]]
+            parameters = body["execute"]["mboxes"][0].get("parameters")
+            request["prefetch"] = {"mboxes": translate.prefetch_entries(self.planner.plan(client, asked), parameters)}
+        query = {k: v for k, v in params.items() if k != "sessionId"}
+        miss = Miss(client, record, request, context if prefetched_for_cache else None, query)
+        document = await self.fetch(incoming, miss)
+        if prefetched_for_cache:
+            document.pop("prefetch", None)
+        if accepted:
+            document["notifications"] = [{"id": note["id"]} for note in accepted]
+        return answer(document)
+
+
+def delivery_context(body: dict[str, Any]) -> str | None:
+    """The cache context of a Delivery request that the cache may answer; None if it may not: only
+    executed mboxes, no page load, no profile writes, orders or products, no trace, one set of mbox
+    parameters for all."""
+    execute = body.get("execute") or {}
+    mboxes = execute.get("mboxes") or []
+    if not mboxes or execute.get("pageLoad") is not None:
+        return None
+    if any(body.get(key) for key in UNCACHEABLE_DELIVERY_KEYS):
+        return None
+    parameters = mboxes[0].get("parameters") or {}
+    for mbox in mboxes:
+        if mbox["name"].endswith(CLICKED) or any(mbox.get(key) for key in UNCACHEABLE_MBOX_KEYS):
+            return None
+        if (mbox.get("parameters") or {}) != parameters or mbox.get("address"):
+            return None
+    context = body.get("context") or {}
+    return translate.fingerprint(
+        parameters,
+        context.get("channel"),
+        context.get("address"),
+        context.get("geo"),
+        (body.get("property") or {}).get("token"),
+        body.get("environmentId"),
+    )
+
+
+def batch_notification(note: dict[str, Any]) -> dict[str, Any]:
+    """A batch mbox API notification in the Delivery API's shape (an id, a timestamp in ms)."""
+    stamp = note.get("timestamp") or time.time()
+    name = str(note.get("mbox", ""))
+    converted: dict[str, Any] = {
+        "id": str(note.get("id") or uuid.uuid4().hex),
+        "type": "click" if name.endswith(CLICKED) else "display",
+        # The batch API's examples give seconds; the Delivery API takes milliseconds.
+        "timestamp": int(stamp * 1000) if stamp < 10**11 else int(stamp),
+        "tokens": list(note.get("eventTokens") or []),
+        "mbox": {"name": name.removesuffix(CLICKED)},
+    }
+    for key in ("parameters", "order", "product"):
+        if note.get(key):
+            converted[key] = note[key]
+    return converted

@@ -30,9 +30,7 @@ class Health:
         if now - self._probed_at >= PROBE_INTERVAL_S:
             self._probed_at = now
             try:
-                response = await self.upstream.request(
-                    "GET", client_host(self.settings.client), "/", timeout_ms=1000
-                )
+                response = await self.upstream.request("GET", client_host(self.settings.client), "/", timeout_ms=1000)
                 self._reachable = response.status < 500
                 self._detail = f"answered {response.status}"
             except ApiError as exc:
@@ -46,6 +44,4 @@ class Health:
         reachable, detail = await self.upstream_reachable()
         checks = {"upstream": {"ok": reachable, "detail": detail}}
         ready = all(check["ok"] for check in checks.values())
-        return JSONAnswer(
-            {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
-        )
+        return JSONAnswer({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)

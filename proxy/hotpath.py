@@ -127,8 +127,6 @@ async def respond(send: Send, outgoing: Outgoing) -> None:
         (b"content-length", str(len(outgoing.body)).encode()),
     ]
     if outgoing.headers:
-        raw_headers.extend(
-            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in outgoing.headers.items()
-        )
+        raw_headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in outgoing.headers.items())
     await send({"type": "http.response.start", "status": outgoing.status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": outgoing.body})

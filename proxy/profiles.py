@@ -37,9 +37,7 @@ def passthrough(response: UpstreamResponse, body: bytes | None = None) -> Respon
 
 
 class ProfileRoutes:
-    def __init__(
-        self, settings: Settings, upstream: Upstream, sessions: SessionStore, keys: ClientKeys
-    ) -> None:
+    def __init__(self, settings: Settings, upstream: Upstream, sessions: SessionStore, keys: ClientKeys) -> None:
         self.settings = settings
         self.upstream = upstream
         self.sessions = sessions
@@ -63,9 +61,7 @@ class ProfileRoutes:
         if self.settings.profile_read_requires_key:
             self.keys.require(request, "profile")
         client = validation.client_code(request.query_params.get("client"))
-        third_party_id = validation.text(
-            request.path_params["third_party_id"], "thirdPartyId", 128, required=True
-        )
+        third_party_id = validation.text(request.path_params["third_party_id"], "thirdPartyId", 128, required=True)
         assert third_party_id is not None
         record = self.sessions.find(VisitorIds(third_party_id=third_party_id).keys(client))
         path = f"/rest/v1/profiles/thirdPartyId/{quote(third_party_id, safe='')}?{request.url.query}"

@@ -65,6 +65,4 @@ def spawn_emulator(sock: socket.socket, settings: Settings) -> subprocess.Popen[
     """Start the emulator in its own process on an already-bound socket."""
     env = {**os.environ, **to_environ(settings)}
     fd = sock.fileno()
-    return subprocess.Popen(
-        [sys.executable, "-m", "proxy", "emulator", "--fd", str(fd)], pass_fds=[fd], env=env
-    )
+    return subprocess.Popen([sys.executable, "-m", "proxy", "emulator", "--fd", str(fd)], pass_fds=[fd], env=env)

@@ -24,14 +24,20 @@ EDGE_HOST = re.compile(r"^mboxedge\d{1,3}\.tt\.omtrdc\.net$")
 
 
 class SessionRecord:
-    __slots__ = ("edge_host", "keys", "last_seen", "location", "session_id")
+    __slots__ = ("edge_host", "keys", "last_seen", "location", "session_id", "tnt_id")
 
     def __init__(self, session_id: str, now: float) -> None:
         self.session_id = session_id
         self.edge_host: str | None = None
         self.location: str | None = None
+        self.tnt_id: str | None = None  # without its location suffix
         self.last_seen = now
         self.keys: list[str] = []
+
+    @property
+    def visitor(self) -> str | None:
+        """The visitor's key for the cache and the notification queue: the first id it was known by."""
+        return self.keys[0] if self.keys else None
 
 
 def new_session_id() -> str:
@@ -76,9 +82,7 @@ def drop_aliases(aliases: dict[str, str], primary: str, record: SessionRecord) -
 class InMemorySessionStore:
     """Bounded by visitors (least recently used out first), expired by time on access and by sweep."""
 
-    def __init__(
-        self, ttl_seconds: float, max_visitors: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, ttl_seconds: float, max_visitors: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl_seconds
         self.clock = clock
         self._aliases: dict[str, str] = {}

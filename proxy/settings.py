@@ -52,6 +52,29 @@ class Settings(BaseSettings):
     session_max_visitors: int = Field(1_000_000, ge=1)
     session_max_concurrent: int = Field(100, ge=1)
 
+    # Cache of prefetched content
+    cache_max_entries: int = Field(200_000, ge=1)
+    cache_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    cache_ttl_seconds: float | None = Field(None, gt=0)  # the session's, when unset
+    cache_stale_seconds: float = Field(3600.0, ge=0)
+    # client -> mboxes every miss prefetches; learned ones (what visitors asked for) come after
+    prefetch_groups: dict[str, list[str]] = Field(default_factory=dict)
+    prefetch_learn: bool = True
+    # mbox -> content answered when upstream fails and the visitor has nothing cached
+    default_content: dict[str, str] = Field(default_factory=dict)
+
+    # Notifications
+    notification_store: Path = Path("var/notifications.db")
+    notification_dead_letters: Path | None = None
+    notification_sync: str = "normal"
+    notification_batch_size: int = Field(50, ge=1, le=1000)
+    notification_max_delay_ms: int = Field(30_000, ge=0)
+    notification_max_backlog: int = Field(1_000_000, ge=1)
+    notification_max_attempts: int = Field(100, ge=1)
+    notification_retry_base_ms: int = Field(500, ge=1)
+    notification_retry_cap_ms: int = Field(300_000, ge=1)
+    shutdown_grace_seconds: float = Field(10.0, ge=0)
+
     # Request limits
     max_body_bytes: int = Field(1_048_576, ge=1024)
 
@@ -76,6 +99,13 @@ class Settings(BaseSettings):
             raise ValueError("must be one of critical, error, warning, info, debug")
         return value
 
+    @field_validator("notification_sync")
+    @classmethod
+    def _sync(cls, value: str) -> str:
+        if value.lower() not in ("normal", "full"):
+            raise ValueError("must be normal (survives a crash of the process) or full (also a power loss)")
+        return value.lower()
+
     @field_validator("upstream")
     @classmethod
     def _upstream_url(cls, value: str | None) -> str | None:
@@ -93,9 +123,7 @@ class Settings(BaseSettings):
                 raise ValueError("each client key must be at least 16 characters")
             unknown = set(scopes) - SCOPES
             if unknown:
-                raise ValueError(
-                    f"unknown scope {sorted(unknown)[0]!r}; scopes are {', '.join(sorted(SCOPES))}"
-                )
+                raise ValueError(f"unknown scope {sorted(unknown)[0]!r}; scopes are {', '.join(sorted(SCOPES))}")
         return value
 
     @field_validator("emulator_clusters")

@@ -56,9 +56,7 @@ def optional_array(value: Any, field: str, max_count: int | None = None) -> list
     return value
 
 
-def text(
-    value: Any, field: str, max_len: int, *, required: bool = False, blank_ok: bool = False
-) -> str | None:
+def text(value: Any, field: str, max_len: int, *, required: bool = False, blank_ok: bool = False) -> str | None:
     """A string of at most ``max_len`` characters; numbers are accepted as their text."""
     if value is None:
         if required:
@@ -132,9 +130,7 @@ def tnt_id(value: Any, field: str, max_len: int) -> str | None:
     return tnt
 
 
-def parameters(
-    value: Any, field: str, *, name_max: int, value_max: int, forbid_order: bool = False
-) -> dict[str, str]:
+def parameters(value: Any, field: str, *, name_max: int, value_max: int, forbid_order: bool = False) -> dict[str, str]:
     """Mbox parameters: at most 50, no ``profile.`` names (those belong in profileParameters)."""
     params = optional_object(value, field) or {}
     if len(params) > MAX_PARAMETERS:
@@ -287,9 +283,7 @@ def batch_mbox_entry(entry: Any, field: str, *, prefetch: bool) -> None:
         raise fail(f"{field}.mbox", "prefetched mboxes may not have the '-clicked' suffix")
     if name.strip().lower() in RESERVED_MBOX_NAMES:
         raise fail(f"{field}.mbox", "is a reserved name")
-    parameters(
-        entry.get("parameters"), f"{field}.parameters", name_max=128, value_max=5000, forbid_order=True
-    )
+    parameters(entry.get("parameters"), f"{field}.parameters", name_max=128, value_max=5000, forbid_order=True)
     product(entry.get("product"), f"{field}.product")
     order(entry.get("order"), f"{field}.order", id_max=250)
 
@@ -332,12 +326,8 @@ def delivery_mbox(entry: Any, field: str, *, prefetch: bool) -> None:
 
 
 def request_details(entry: dict[str, Any], field: str) -> None:
-    parameters(
-        entry.get("parameters"), f"{field}.parameters", name_max=128, value_max=5000, forbid_order=True
-    )
-    profile_parameters(
-        entry.get("profileParameters"), f"{field}.profileParameters", name_max=128, value_max=256
-    )
+    parameters(entry.get("parameters"), f"{field}.parameters", name_max=128, value_max=5000, forbid_order=True)
+    profile_parameters(entry.get("profileParameters"), f"{field}.profileParameters", name_max=128, value_max=256)
     product(entry.get("product"), f"{field}.product")
     order(entry.get("order"), f"{field}.order", id_max=250)
     address = optional_object(entry.get("address"), f"{field}.address")

@@ -7,6 +7,9 @@ function-scoped fixtures reset the emulator before each test.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -22,9 +25,9 @@ CLIENT_KEYS = {PROFILE_KEY: ["profile"], OPERATOR_KEY: ["operator"]}
 
 @pytest.fixture(scope="session")
 def emulator_process() -> Iterator[ServerProcess]:
-    server = ServerProcess(
-        ["emulator", "--port", "0", "--replication-delay-ms", str(REPLICATION_DELAY_MS)]
-    ).start(expect=["emulator"])
+    server = ServerProcess(["emulator", "--port", "0", "--replication-delay-ms", str(REPLICATION_DELAY_MS)]).start(
+        expect=["emulator"]
+    )
     yield server
     server.stop()
 
@@ -48,11 +51,27 @@ def emulator_url(emulator: httpx.Client, emulator_process: ServerProcess) -> str
     return emulator_process.url
 
 
+def gateway_env(state_dir: Path, **settings: object) -> dict[str, str]:
+    """Environment for a gateway process: test client keys, its own notification store, more settings."""
+    env = {
+        "TARGET_PROXY_CLIENT_KEYS": orjson.dumps(CLIENT_KEYS).decode(),
+        "TARGET_PROXY_NOTIFICATION_STORE": str(state_dir / "notifications.db"),
+    }
+    for name, value in settings.items():
+        env[f"TARGET_PROXY_{name.upper()}"] = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return env
+
+
 @pytest.fixture(scope="session")
-def gateway_process(emulator_process: ServerProcess) -> Iterator[ServerProcess]:
+def gateway_process(
+    emulator_process: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    state = tmp_path_factory.mktemp("gateway")
     server = ServerProcess(
         ["serve", "--port", "0", "--upstream", emulator_process.url],
-        env={"TARGET_PROXY_CLIENT_KEYS": orjson.dumps(CLIENT_KEYS).decode()},
+        # Shared by many tests: its notifications wait (rather than reach the emulator in the middle of
+        # another test's counts); tests that follow notifications upstream use ``fresh_gateway``.
+        env=gateway_env(state, notification_max_delay_ms="600000", shutdown_grace_seconds="1"),
     ).start(expect=["gateway"])
     yield server
     server.stop()
@@ -71,6 +90,12 @@ def gateway(gateway_connection: httpx.Client, emulator: httpx.Client) -> httpx.C
 
 
 @pytest.fixture
+def gateway_settings(emulator_url: str, tmp_path: Path) -> dict[str, object]:
+    """Settings for a gateway built in the test process, on the reset emulator, with its own store."""
+    return {"upstream": emulator_url, "notification_store": tmp_path / "notifications.db", "client_keys": CLIENT_KEYS}
+
+
+@pytest.fixture
 def fresh_target_sdk() -> Iterator[None]:
     """Adobe's Python SDK keeps the first host it was given for the whole process (its generated
     ``Configuration`` copies its first instance); forget it so each test's client goes where it says."""
@@ -79,3 +104,28 @@ def fresh_target_sdk() -> Iterator[None]:
     Configuration.set_default(None)
     yield
     Configuration.set_default(None)
+
+
+@dataclass
+class InProcessGateway:
+    url: str
+    client: httpx.Client
+    app: Any
+
+    @property
+    def parts(self) -> Any:
+        """The gateway's long-lived parts (sessions, cache, notification store...)."""
+        return self.app.state.gateway
+
+
+@pytest.fixture
+def fresh_gateway(gateway_settings: dict[str, object]) -> Iterator[InProcessGateway]:
+    """A gateway of its own for one test, built in the test process (so nothing another test left
+    waiting in a queue reaches the emulator meanwhile), served on a loopback socket."""
+    from proxy.app import create_app
+    from proxy.settings import Settings
+    from tests.inprocess import serve_in_thread
+
+    app = create_app(Settings(**{**gateway_settings, "notification_max_delay_ms": 200}))
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        yield InProcessGateway(url, client, app)

@@ -17,9 +17,7 @@ from proxy.server import bind, url_of
 @contextlib.contextmanager
 def serve_in_thread(app: Any) -> Iterator[str]:
     sock = bind("127.0.0.1", 0)
-    config = uvicorn.Config(
-        app, loop="asyncio", http="httptools", lifespan="on", access_log=False, log_level="warning"
-    )
+    config = uvicorn.Config(app, loop="asyncio", http="httptools", lifespan="on", access_log=False, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

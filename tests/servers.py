@@ -20,9 +20,7 @@ LISTENING = re.compile(r"target-proxy (emulator|gateway) listening on (http://\S
 class ServerProcess:
     """``python -m proxy ...`` in a child process; knows the addresses it printed."""
 
-    def __init__(
-        self, args: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
-    ) -> None:
+    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.args = [sys.executable, "-m", "proxy", *args]
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.cwd = cwd

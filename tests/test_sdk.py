@@ -25,7 +25,8 @@ from delivery_api_client import (
 )
 from target_python_sdk import TargetClient
 
-from tests.servers import ServerProcess
+from tests.conftest import InProcessGateway
+from tests.support import wait_for
 
 
 def page_request() -> DeliveryRequest:
@@ -37,10 +38,8 @@ def page_request() -> DeliveryRequest:
 
 
 @pytest.mark.usefixtures("fresh_target_sdk")
-def test_sdk_stays_on_the_gateway_across_calls(
-    gateway_process: ServerProcess, emulator: httpx.Client
-) -> None:
-    server_domain = gateway_process.url.removeprefix("http://")
+def test_sdk_stays_on_the_gateway_across_calls(fresh_gateway: InProcessGateway, emulator: httpx.Client) -> None:
+    server_domain = fresh_gateway.url.removeprefix("http://")
     client = TargetClient.create(
         {"client": "demo", "organization_id": "ORG@AdobeOrg", "server_domain": server_domain, "secure": False}
     )
@@ -68,16 +67,16 @@ def test_sdk_stays_on_the_gateway_across_calls(
     )
     sent = client.send_notifications(
         {
-            "request": DeliveryRequest(
-                context=Context(channel=ChannelType.WEB), notifications=[notification]
-            ),
+            "request": DeliveryRequest(context=Context(channel=ChannelType.WEB), notifications=[notification]),
             "target_cookie": cookie,
         }
     )
     assert sent["response"].status == 200
+    assert [n.id for n in sent["response"].notifications] == [notification.id]
 
-    stats = emulator.get("/_emulator/stats").json()
+    # The gateway took the notification over and delivers it by itself, shortly.
+    stats = wait_for(lambda: (s := emulator.get("/_emulator/stats").json())["notifications"]["display"] and s)
     assert stats["requests"] == {"delivery": 5}
-    assert stats["notifications"]["display"] == 1
+    assert stats["notifications"] == {"display": 1, "click": 0, "duplicates": 0}
     # Four executed page loads plus the notified prefetch.
     assert stats["impressions"] == 5

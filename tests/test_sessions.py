@@ -10,15 +10,13 @@ from proxy.settings import Settings
 from tests.inprocess import FakeClock, serve_in_thread
 
 
-def test_session_slides_for_thirty_minutes_then_expires(emulator: httpx.Client) -> None:
+def test_session_slides_for_thirty_minutes_then_expires(gateway_settings: dict[str, object]) -> None:
     clock = FakeClock()
-    app = create_app(Settings(upstream=str(emulator.base_url)), clock=clock)
+    app = create_app(Settings(**gateway_settings), clock=clock)
     with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=5) as gateway:
 
         def session_of(visitor: str) -> str:
-            answer = gateway.post(
-                "/rest/v1/mbox?client=demo", json={"mbox": "home-hero", "thirdPartyId": visitor}
-            )
+            answer = gateway.post("/rest/v1/mbox?client=demo", json={"mbox": "home-hero", "thirdPartyId": visitor})
             assert answer.status_code == 200
             return answer.json()["sessionId"]
 

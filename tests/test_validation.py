@@ -65,7 +65,5 @@ def test_profile_update_rows(
     gateway: httpx.Client, emulator: httpx.Client, bad: dict[str, str], field: str, good: dict[str, str]
 ) -> None:
     auth = {"Authorization": f"Bearer {PROFILE_KEY}"}
-    refused_without_upstream_call(
-        gateway.get("/m2/demo/profile/update", params=bad, headers=auth), field, emulator
-    )
+    refused_without_upstream_call(gateway.get("/m2/demo/profile/update", params=bad, headers=auth), field, emulator)
     assert gateway.get("/m2/demo/profile/update", params=good, headers=auth).status_code == 200

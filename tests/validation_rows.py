@@ -43,9 +43,7 @@ def product_ids(total: int) -> list[str]:
 
 
 def rows(*items: Row) -> Any:
-    return pytest.mark.parametrize(
-        ("bad", "field", "good"), [item[1:] for item in items], ids=[i[0] for i in items]
-    )
+    return pytest.mark.parametrize(("bad", "field", "good"), [item[1:] for item in items], ids=[i[0] for i in items])
 
 
 M = {"mbox": "home-hero"}

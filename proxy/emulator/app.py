@@ -126,8 +126,7 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
         call = state.call(request)
         batch = state.bulk.submit(client, call.cluster, await request.body())
         status_url = (
-            f"http://{edge_host(call.cluster)}/m2/{client}/v2/profile/batchStatus"
-            f"?batchId={batch.batch_id}&m2Node=00"
+            f"http://{edge_host(call.cluster)}/m2/{client}/v2/profile/batchStatus?batchId={batch.batch_id}&m2Node=00"
         )
         return xml_response(
             [

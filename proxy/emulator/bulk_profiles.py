@@ -70,9 +70,7 @@ class BulkUpdates:
         batch = Batch(f"{client}-{next(self._sequence)}")
         for row in rows:
             identity = row[0].strip()
-            values = {
-                name: value.strip() for name, value in zip(names, row[1:], strict=False) if value.strip()
-            }
+            values = {name: value.strip() for name, value in zip(names, row[1:], strict=False) if value.strip()}
             if not identity or len(identity) > 128:
                 batch.rows.append((identity, "failed: invalid id"))
                 continue

@@ -58,14 +58,10 @@ class Decider:
                 return False
         return True
 
-    def _experience(
-        self, activity: dict[str, Any], visitor: str, context: RuleContext
-    ) -> dict[str, Any] | None:
+    def _experience(self, activity: dict[str, Any], visitor: str, context: RuleContext) -> dict[str, Any] | None:
         experiences = activity.get("experiences", [])
         if activity.get("type", "ab") == "xt":
-            return next(
-                (e for e in experiences if self._audiences_match(e.get("audienceIds"), context)), None
-            )
+            return next((e for e in experiences if self._audiences_match(e.get("audienceIds"), context)), None)
         if not experiences:
             return None
         bucket = allocation_bucket(int(activity["id"]), visitor)
@@ -80,9 +76,7 @@ class Decider:
     def decide(self, mbox: str, visitor: str, context: RuleContext) -> Decision:
         for activity in self.catalog.activities_for(mbox):
             locations = [m for m in activity.get("locations", {}).get("mboxes", []) if m["name"] == mbox]
-            location = next(
-                (m for m in locations if self._audiences_match(m.get("audienceIds"), context)), None
-            )
+            location = next((m for m in locations if self._audiences_match(m.get("audienceIds"), context)), None)
             if location is None:
                 continue
             experience = self._experience(activity, visitor, context)
@@ -96,9 +90,7 @@ class Decider:
             return Decision(mbox, activity, experience, offer)
         return Decision(mbox)
 
-    def activities_measuring(
-        self, mbox: str, event: str, visitor: str, context: RuleContext
-    ) -> list[Decision]:
+    def activities_measuring(self, mbox: str, event: str, visitor: str, context: RuleContext) -> list[Decision]:
         """Decisions of every live activity that counts ``event`` on ``mbox`` for this visitor."""
         found = []
         for activity in self.catalog.activities.values():
@@ -115,9 +107,7 @@ class Decider:
     # --- rendering -------------------------------------------------------------------------------------
 
     def token(self, kind: str, decision: Decision, visitor: str) -> str:
-        return self.codec.encode(
-            EventToken(kind, decision.activity_id, decision.experience_id, visitor, decision.mbox)
-        )
+        return self.codec.encode(EventToken(kind, decision.activity_id, decision.experience_id, visitor, decision.mbox))
 
     @staticmethod
     def response_tokens(decision: Decision) -> dict[str, Any]:

@@ -32,9 +32,7 @@ class Call:
 
 
 class Edge:
-    def __init__(
-        self, catalog: Catalog, profiles: ProfileStore, codec: TokenCodec, clusters: list[int]
-    ) -> None:
+    def __init__(self, catalog: Catalog, profiles: ProfileStore, codec: TokenCodec, clusters: list[int]) -> None:
         self.catalog = catalog
         self.profiles = profiles
         self.codec = codec
@@ -81,9 +79,7 @@ class Edge:
                 geo[name] = str(given[source])
         return geo
 
-    def _count_shown(
-        self, decision: Decision, visitor: str, impression_id: str | None, ctx: RuleContext
-    ) -> None:
+    def _count_shown(self, decision: Decision, visitor: str, impression_id: str | None, ctx: RuleContext) -> None:
         if decision.activity is not None:
             self.stats.impression(decision.activity_id, decision.experience_id, visitor, impression_id)
         for measured in self.decider.activities_measuring(decision.mbox, "mbox_shown", visitor, ctx):
@@ -101,9 +97,7 @@ class Edge:
             try:
                 decoded.append(self.codec.decode(str(token)))
             except TokenError:
-                raise ApiError(
-                    400, f"{field}[{position}]: invalid event token", f"{field}[{position}]"
-                ) from None
+                raise ApiError(400, f"{field}[{position}]: invalid event token", f"{field}[{position}]") from None
         return decoded
 
     def _notify(
@@ -121,9 +115,7 @@ class Edge:
             if token.kind == "click" or kind == "click":
                 self.stats.activity_event(token.activity_id, "clicks")
                 activity = self.catalog.activities.get(token.activity_id)
-                metric = (
-                    Decision(token.mbox, activity).metric_on(token.mbox, "mbox_clicked") if activity else None
-                )
+                metric = Decision(token.mbox, activity).metric_on(token.mbox, "mbox_clicked") if activity else None
                 if metric and metric.get("conversion"):
                     self.stats.activity_event(token.activity_id, "conversions")
             else:
@@ -132,11 +124,7 @@ class Edge:
     @staticmethod
     def _ids_answer(profile: Profile, ids: dict[str, Any], *, always_tnt: bool) -> dict[str, str]:
         answer = {}
-        if (
-            always_tnt
-            or ids.get("tntId")
-            or not (ids.get("thirdPartyId") or ids.get("marketingCloudVisitorId"))
-        ):
+        if always_tnt or ids.get("tntId") or not (ids.get("thirdPartyId") or ids.get("marketingCloudVisitorId")):
             answer["tntId"] = profile.located_tnt_id
         if ids.get("thirdPartyId"):
             answer["thirdPartyId"] = ids["thirdPartyId"]
@@ -241,9 +229,7 @@ class Edge:
         notes = []
         for i, note in enumerate(body.get("notifications") or []):
             if note["timestamp"] > now_ms + FUTURE_TOLERANCE_MS:
-                raise ApiError(
-                    400, f"notifications[{i}].timestamp: is in the future", f"notifications[{i}].timestamp"
-                )
+                raise ApiError(400, f"notifications[{i}].timestamp: is in the future", f"notifications[{i}].timestamp")
             notes.append((note, self._decode_tokens(note.get("tokens") or [], f"notifications[{i}].tokens")))
         ids = body.get("id") or {}
         profile, _ = self._visitor(call, ids)
@@ -350,10 +336,7 @@ class Edge:
     def update_profile(self, call: Call, query: dict[str, str]) -> bool:
         """Single profile update; updates only, never creates. True when a profile was found."""
         kind, identity, attributes = validation.profile_update(query)
-        if kind == "mboxPC":
-            profile = self.profiles.by_tnt_id(identity)
-        else:
-            profile = self.profiles.by_third_party_id(identity)
+        profile = self.profiles.by_tnt_id(identity) if kind == "mboxPC" else self.profiles.by_third_party_id(identity)
         if profile is None:
             return False
         self.profiles.write(profile, attributes, call.cluster)

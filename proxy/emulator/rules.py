@@ -60,9 +60,7 @@ def _pattern(expression: str) -> re.Pattern[str]:
 def _compare(test: Callable[[float, float], bool]) -> Callable[[str, list[Any]], bool]:
     def check(actual: str, expected: list[Any]) -> bool:
         left = _number(actual)
-        return left is not None and any(
-            (right := _number(str(e))) is not None and test(left, right) for e in expected
-        )
+        return left is not None and any((right := _number(str(e))) is not None and test(left, right) for e in expected)
 
     return check
 

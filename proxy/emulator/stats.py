@@ -50,9 +50,7 @@ class Stats:
         self.duplicates += 1
         return False
 
-    def impression(
-        self, activity_id: int, experience_id: int, visitor: str, impression_id: str | None
-    ) -> bool:
+    def impression(self, activity_id: int, experience_id: int, visitor: str, impression_id: str | None) -> bool:
         """Count one impression unless this page view (impressionId) already counted for the activity."""
         if impression_id and not self._seen_impressions.add((visitor, impression_id, activity_id)):
             self.duplicates += 1
@@ -73,9 +71,7 @@ class Stats:
             "activities": {
                 str(activity): {
                     **counts,
-                    "experiences": {
-                        str(exp): n for (act, exp), n in self.by_experience.items() if act == activity
-                    },
+                    "experiences": {str(exp): n for (act, exp), n in self.by_experience.items() if act == activity},
                 }
                 for activity, counts in self.by_activity.items()
             },

@@ -39,9 +39,7 @@ class TokenCodec:
         return hmac.new(self._key, payload, hashlib.sha256).digest()[:SIGNATURE_BYTES]
 
     def encode(self, token: EventToken) -> str:
-        payload = orjson.dumps(
-            [token.kind, token.activity_id, token.experience_id, token.visitor, token.mbox]
-        )
+        payload = orjson.dumps([token.kind, token.activity_id, token.experience_id, token.visitor, token.mbox])
         return base64.b64encode(payload + self._sign(payload)).decode()
 
     def decode(self, text: str) -> EventToken:

@@ -97,9 +97,7 @@ def test_a_clicked_mbox_counts_a_click(emulator: httpx.Client) -> None:
 
 
 def test_a_notification_on_a_clicked_mbox_counts_a_click(emulator: httpx.Client) -> None:
-    prefetched = batch(
-        emulator, {"id": {"tntId": "clicker"}, "prefetch": [{"indexId": 0, "mbox": "home-hero"}]}
-    )
+    prefetched = batch(emulator, {"id": {"tntId": "clicker"}, "prefetch": [{"indexId": 0, "mbox": "home-hero"}]})
     tokens = prefetched["prefetchResponses"][0]["eventTokens"]
 
     batch(
@@ -146,9 +144,7 @@ def test_profile_parameters_are_written(emulator: httpx.Client) -> None:
 
 
 def test_third_party_visitors_are_answered_with_both_ids(emulator: httpx.Client) -> None:
-    answer = batch(
-        emulator, {"id": {"thirdPartyId": "crm-7"}, "mboxes": [{"indexId": 0, "mbox": "home-hero"}]}
-    )
+    answer = batch(emulator, {"id": {"thirdPartyId": "crm-7"}, "mboxes": [{"indexId": 0, "mbox": "home-hero"}]})
 
     assert answer["id"]["thirdPartyId"] == "crm-7"
     assert re.match(r"^\d{15}-\d{6}\.\d{1,2}_0$", answer["id"]["tntId"])

@@ -75,9 +75,7 @@ def test_a_batch_by_third_party_id(emulator: httpx.Client) -> None:
     answer = submit(emulator, "batch=thirdPartyId,plan\ncrm-10,family\n")
 
     assert status_rows(emulator, answer.findtext("batchId") or "") == [("crm-10", "success")]
-    fetched = emulator.get(
-        "/rest/v1/profiles/thirdPartyId/crm-10", params={"client": CLIENT}, headers=edge(28)
-    )
+    fetched = emulator.get("/rest/v1/profiles/thirdPartyId/crm-10", params={"client": CLIENT}, headers=edge(28))
     assert attributes(fetched.json()) == {"plan": "family"}
 
 

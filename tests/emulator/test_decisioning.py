@@ -16,13 +16,12 @@ from tests.emulator.support import (
     CLIENT,
     HERO_A,
     HERO_B,
-    Call,
     batch,
     delivery,
     mbox,
-    post_concurrently,
     stats,
 )
+from tests.support import Call, post_concurrently
 
 VISITORS = 10_000
 
@@ -44,9 +43,7 @@ def hero_by_every_api(client: httpx.Client, tnt_id: str, session: str) -> list[s
 def test_a_visitor_sees_the_same_experience_on_every_call_and_api(emulator: httpx.Client) -> None:
     for number in range(12):
         tnt_id = f"stable-{number}"
-        seen = {
-            content for i in range(3) for content in hero_by_every_api(emulator, tnt_id, f"s-{number}-{i}")
-        }
+        seen = {content for i in range(3) for content in hero_by_every_api(emulator, tnt_id, f"s-{number}-{i}")}
         assert len(seen) == 1, (tnt_id, seen)
 
 
@@ -117,17 +114,13 @@ def test_the_highest_priority_activity_wins() -> None:
                     "id": 10,
                     "priority": 1,
                     "locations": {"mboxes": [{"locationLocalId": 0, "name": "m"}]},
-                    "experiences": [
-                        {"experienceLocalId": 0, "offerLocations": [{"locationLocalId": 0, "offerId": 1}]}
-                    ],
+                    "experiences": [{"experienceLocalId": 0, "offerLocations": [{"locationLocalId": 0, "offerId": 1}]}],
                 },
                 {
                     "id": 11,
                     "priority": 9,
                     "locations": {"mboxes": [{"locationLocalId": 0, "name": "m"}]},
-                    "experiences": [
-                        {"experienceLocalId": 0, "offerLocations": [{"locationLocalId": 0, "offerId": 2}]}
-                    ],
+                    "experiences": [{"experienceLocalId": 0, "offerLocations": [{"locationLocalId": 0, "offerId": 2}]}],
                 },
             ],
         }

@@ -30,9 +30,7 @@ DAY_MS = 24 * 3600 * 1000
 
 def prefetch_hero(client: httpx.Client, tnt_id: str = "delivery-visitor") -> dict[str, Any]:
     """Prefetch home-hero for a visitor; the prefetched mbox answer."""
-    answer = delivery(
-        client, {"id": {"tntId": tnt_id}, "prefetch": {"mboxes": [{"index": 0, "name": "home-hero"}]}}
-    )
+    answer = delivery(client, {"id": {"tntId": tnt_id}, "prefetch": {"mboxes": [{"index": 0, "name": "home-hero"}]}})
     return answer["prefetch"]["mboxes"][0]
 
 
@@ -76,9 +74,7 @@ def test_ims_org_id_stands_in_for_the_client_code(emulator: httpx.Client) -> Non
 
 
 def test_the_client_parameter_is_answered(emulator: httpx.Client) -> None:
-    response = emulator.post(
-        "/rest/v1/delivery", params={"client": "acme", "sessionId": "s"}, json={"context": WEB}
-    )
+    response = emulator.post("/rest/v1/delivery", params={"client": "acme", "sessionId": "s"}, json={"context": WEB})
 
     assert response.status_code == 200
     assert response.json()["client"] == "acme"

@@ -9,7 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.emulator.support import CLIENT, WEB, Call, post_concurrently, stats
+from tests.emulator.support import (
+    CLIENT,
+    WEB,
+    stats,
+)
+from tests.support import Call, post_concurrently
 
 HERO = {"mbox": "home-hero"}
 
@@ -86,9 +91,7 @@ def test_an_outage_drops_connections_and_control_calls_still_work(emulator: http
 
     for send in (
         lambda: call_mbox(emulator),
-        lambda: emulator.post(
-            "/rest/v1/delivery", params={"client": CLIENT, "sessionId": "s"}, json={"context": WEB}
-        ),
+        lambda: emulator.post("/rest/v1/delivery", params={"client": CLIENT, "sessionId": "s"}, json={"context": WEB}),
         lambda: emulator.get("/rest/v1/profiles/1-1", params={"client": CLIENT}),
     ):
         with pytest.raises(httpx.TransportError):
@@ -125,9 +128,7 @@ def test_a_slow_body_trickles_but_arrives_whole(emulator: httpx.Client) -> None:
 
 
 def test_an_empty_object_clears_every_fault(emulator: httpx.Client) -> None:
-    set_faults(
-        emulator, {"latency_ms": 500, "error_rate": 1, "outage": True, "reset_rate": 1, "slow_body_ms": 100}
-    )
+    set_faults(emulator, {"latency_ms": 500, "error_rate": 1, "outage": True, "reset_rate": 1, "slow_body_ms": 100})
 
     cleared = set_faults(emulator, {})
     response, elapsed = timed(lambda: call_mbox(emulator))
@@ -180,9 +181,7 @@ def test_a_body_that_is_not_an_object_is_refused(emulator: httpx.Client) -> None
     assert response.json()["field"] == "body"
 
 
-def test_more_than_100_concurrent_requests_in_one_session_get_420(
-    emulator: httpx.Client, emulator_url: str
-) -> None:
+def test_more_than_100_concurrent_requests_in_one_session_get_420(emulator: httpx.Client, emulator_url: str) -> None:
     set_faults(emulator, {"latency_ms": 1000})
     single = [Call("/rest/v1/mbox/busy-single", HERO, params={"client": CLIENT}) for _ in range(105)]
     deliveries = [

@@ -19,8 +19,8 @@ from tests.emulator.support import (
     edge,
     mbox,
     profile,
-    wait_for,
 )
+from tests.support import wait_for
 
 CLUSTERS = (28, 31, 34, 35, 38)
 
@@ -49,19 +49,13 @@ def test_fetch_by_tnt_id_with_or_without_location_suffix(emulator: httpx.Client)
         assert document["visitorId"] == base
         assert document["tntId"] == tnt_id
         assert document["profileAttributes"]["city"]["value"] == "lyon"
-        assert re.match(
-            r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", document["profileAttributes"]["city"]["modifiedAt"]
-        )
+        assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", document["profileAttributes"]["city"]["modifiedAt"])
 
 
 def test_fetch_by_third_party_id(emulator: httpx.Client) -> None:
-    mbox(
-        emulator, {"mbox": "home-hero", "thirdPartyId": "crm-1", "profileParameters": {"a": "1"}}, cluster=34
-    )
+    mbox(emulator, {"mbox": "home-hero", "thirdPartyId": "crm-1", "profileParameters": {"a": "1"}}, cluster=34)
 
-    response = emulator.get(
-        "/rest/v1/profiles/thirdPartyId/crm-1", params={"client": CLIENT}, headers=edge(34)
-    )
+    response = emulator.get("/rest/v1/profiles/thirdPartyId/crm-1", params={"client": CLIENT}, headers=edge(34))
 
     assert response.status_code == 200
     assert response.json()["visitorId"] == "crm-1"
@@ -100,9 +94,7 @@ def test_fetch_requires_the_client_code(emulator: httpx.Client, path: str) -> No
 def test_update_by_mbox_pc(emulator: httpx.Client) -> None:
     tnt_id = mbox(emulator, {"mbox": "home-hero"}, cluster=31)["tntId"]
 
-    assert_submitted(
-        update(emulator, {"mboxPC": tnt_id, "profile.memberLevel": "gold", "profile.x": "1"}, 31)
-    )
+    assert_submitted(update(emulator, {"mboxPC": tnt_id, "profile.memberLevel": "gold", "profile.x": "1"}, 31))
 
     assert attributes(profile(emulator, tnt_id, cluster=31)) == {"memberLevel": "gold", "x": "1"}
     assert mbox(emulator, {"mbox": "home-banner", "tntId": tnt_id}, cluster=31)["content"] == BANNER_GOLD
@@ -113,9 +105,7 @@ def test_update_by_third_party_id(emulator: httpx.Client) -> None:
 
     assert_submitted(update(emulator, {"mbox3rdPartyId": "crm-2", "profile.plan": "family"}, 31))
 
-    fetched = emulator.get(
-        "/rest/v1/profiles/thirdPartyId/crm-2", params={"client": CLIENT}, headers=edge(31)
-    )
+    fetched = emulator.get("/rest/v1/profiles/thirdPartyId/crm-2", params={"client": CLIENT}, headers=edge(31))
     assert attributes(fetched.json()) == {"plan": "family"}
 
 
@@ -134,9 +124,7 @@ def test_update_by_form_post(emulator: httpx.Client) -> None:
 
 
 def test_a_post_that_is_not_a_form_is_refused(emulator: httpx.Client) -> None:
-    response = emulator.post(
-        f"/m2/{CLIENT}/profile/update", params={"mboxPC": "1-2"}, json={"profile.x": "1"}
-    )
+    response = emulator.post(f"/m2/{CLIENT}/profile/update", params={"mboxPC": "1-2"}, json={"profile.x": "1"})
 
     assert response.status_code == 415
     assert response.json()["field"] == "body"
@@ -159,9 +147,7 @@ def test_update_never_creates_a_profile(emulator: httpx.Client, params: dict[str
 
 
 @pytest.mark.parametrize("cluster", [28, 35, 7])
-def test_the_host_header_selects_the_cluster_that_mints_the_tnt_id(
-    emulator: httpx.Client, cluster: int
-) -> None:
+def test_the_host_header_selects_the_cluster_that_mints_the_tnt_id(emulator: httpx.Client, cluster: int) -> None:
     answer = mbox(emulator, {"mbox": "home-hero"}, cluster=cluster)
 
     assert answer["tntId"].endswith(f".{cluster}_0")
@@ -170,9 +156,7 @@ def test_the_host_header_selects_the_cluster_that_mints_the_tnt_id(
 
 @pytest.mark.parametrize("host", ["mboxedge34.tt.omtrdc.net:443", "MBOXEDGE34.TT.OMTRDC.NET"])
 def test_edge_host_names_with_a_port_or_in_capitals(emulator: httpx.Client, host: str) -> None:
-    response = emulator.post(
-        "/rest/v1/mbox/s1", params={"client": CLIENT}, json={"mbox": "x"}, headers={"Host": host}
-    )
+    response = emulator.post("/rest/v1/mbox/s1", params={"client": CLIENT}, json={"mbox": "x"}, headers={"Host": host})
 
     assert response.json()["tntId"].endswith(".34_0")
 
@@ -227,9 +211,7 @@ def test_a_write_reaches_other_clusters_after_the_replication_delay(emulator: ht
 
 
 def test_another_cluster_decides_on_the_previous_value_until_replicated(emulator: httpx.Client) -> None:
-    tnt_id = mbox(emulator, {"mbox": "home-hero", "profileParameters": {"memberLevel": "gold"}}, cluster=28)[
-        "tntId"
-    ]
+    tnt_id = mbox(emulator, {"mbox": "home-hero", "profileParameters": {"memberLevel": "gold"}}, cluster=28)["tntId"]
     banner = {"mbox": "home-banner", "tntId": tnt_id}
     wait_for(lambda: mbox(emulator, banner, cluster=31)["content"] == BANNER_GOLD)
 
@@ -315,9 +297,7 @@ def test_each_value_of_a_rewrite_replicates_on_its_own_schedule(store: ProfileSt
     assert store.view(visitor, 28) == {"level": "silver"}
 
 
-def test_a_cluster_keeps_its_own_write_until_another_clusters_write_arrives(
-    store: ProfileStore, clock: Clock
-) -> None:
+def test_a_cluster_keeps_its_own_write_until_another_clusters_write_arrives(store: ProfileStore, clock: Clock) -> None:
     visitor, _ = store.resolve(28, tnt_id="1-1")
     store.write(visitor, {"level": "gold"}, 28)
     clock.now += STEP

@@ -155,9 +155,7 @@ def test_experience_targeting_by_profile_attribute(emulator: httpx.Client) -> No
     assert plain["content"] == BANNER_DEFAULT
 
 
-@pytest.mark.parametrize(
-    ("ip", "banner"), [("203.0.113.10", BANNER_CALIFORNIA), ("198.51.100.7", BANNER_DEFAULT)]
-)
+@pytest.mark.parametrize(("ip", "banner"), [("203.0.113.10", BANNER_CALIFORNIA), ("198.51.100.7", BANNER_DEFAULT)])
 def test_geo_from_the_catalog_ip_table(emulator: httpx.Client, ip: str, banner: str) -> None:
     single = mbox(emulator, {"mbox": "home-banner", "requestLocation": {"ipAddress": ip}})
     delivered = delivery(

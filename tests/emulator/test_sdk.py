@@ -53,9 +53,7 @@ def offers_request() -> DeliveryRequest:
 
 def notify(client: TargetClient, tnt_id: str, notifications: list[Notification]) -> dict:
     """Send notifications as the visitor, by tntId without its location suffix and with no target cookie."""
-    request = DeliveryRequest(
-        context=web(), id=VisitorId(tnt_id=tnt_id.split(".")[0]), notifications=notifications
-    )
+    request = DeliveryRequest(context=web(), id=VisitorId(tnt_id=tnt_id.split(".")[0]), notifications=notifications)
     return client.send_notifications({"request": request, "session_id": SDK_SESSION})
 
 
@@ -91,9 +89,7 @@ def test_the_sdk_learns_the_home_cluster_from_the_answer(
     assert f"PC#{tnt_id}#" in result["target_cookie"]["value"]
 
 
-def test_notifications_sent_by_the_sdk_are_counted(
-    emulator: httpx.Client, sdk: Callable[[], TargetClient]
-) -> None:
+def test_notifications_sent_by_the_sdk_are_counted(emulator: httpx.Client, sdk: Callable[[], TargetClient]) -> None:
     result = sdk().get_offers({"request": offers_request(), "session_id": SDK_SESSION})
     response = result["response"]
     prefetched = response.prefetch.mboxes[0]

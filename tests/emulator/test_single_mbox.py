@@ -145,6 +145,4 @@ def test_malformed_json_is_a_400_on_body(emulator: httpx.Client) -> None:
 
 
 def test_a_body_that_is_not_an_object_is_a_400_on_body(emulator: httpx.Client) -> None:
-    assert_bad_request(
-        emulator.post("/rest/v1/mbox/s1", params={"client": CLIENT}, json=["home-hero"]), "body"
-    )
+    assert_bad_request(emulator.post("/rest/v1/mbox/s1", params={"client": CLIENT}, json=["home-hero"]), "body")

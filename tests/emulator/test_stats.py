@@ -13,21 +13,15 @@ M2 = f"/m2/{CLIENT}"
 
 def call_every_route(client: httpx.Client) -> None:
     mbox(client, {"mbox": "home-hero", "thirdPartyId": "crm-s"}, cluster=28)
-    client.post(
-        "/rest/v2/batchmbox", json={"client": CLIENT, "mboxes": [{"indexId": 0, "mbox": "home-hero"}]}
-    )
+    client.post("/rest/v2/batchmbox", json={"client": CLIENT, "mboxes": [{"indexId": 0, "mbox": "home-hero"}]})
     client.post("/rest/v1/delivery", params={"client": CLIENT, "sessionId": "s"}, json={"context": WEB})
-    client.post(
-        "/rest/v1/delivery", params={"imsOrgId": "O@AdobeOrg", "sessionId": "s"}, json={"context": WEB}
-    )
+    client.post("/rest/v1/delivery", params={"imsOrgId": "O@AdobeOrg", "sessionId": "s"}, json={"context": WEB})
     client.get("/rest/v1/profiles/123-456", params={"client": CLIENT})
     client.get("/rest/v1/profiles/thirdPartyId/crm-s", params={"client": CLIENT}, headers=edge(28))
     client.get(f"{M2}/profile/update", params={"mbox3rdPartyId": "crm-s", "profile.a": "1"})
     client.post(f"{M2}/profile/update", data={"mbox3rdPartyId": "crm-s", "profile.a": "2"})
     batch = client.post(f"{M2}/v2/profile/batchUpdate", content="batch=pcId,a\n1-1,x\n")
-    client.get(
-        f"{M2}/v2/profile/batchStatus", params={"batchId": batch.text.split("<batchId>")[1].split("<")[0]}
-    )
+    client.get(f"{M2}/v2/profile/batchStatus", params={"batchId": batch.text.split("<batchId>")[1].split("<")[0]})
 
 
 def test_every_target_route_is_counted_by_name(emulator: httpx.Client) -> None:

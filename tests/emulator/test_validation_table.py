@@ -37,9 +37,7 @@ from tests.validation_rows import (
 
 
 @rows(*SINGLE_ROWS)
-def test_single_mbox_table(
-    emulator: httpx.Client, bad: dict[str, Any], field: str, good: dict[str, Any]
-) -> None:
+def test_single_mbox_table(emulator: httpx.Client, bad: dict[str, Any], field: str, good: dict[str, Any]) -> None:
     assert_bad_request(emulator.post("/rest/v1/mbox/s1", params={"client": CLIENT}, json=bad), field)
     assert stats(emulator)["impressions"] == 0
 
@@ -89,9 +87,7 @@ def test_batch_entry_table(
 def test_batch_fifty_mbox_limit(emulator: httpx.Client, key: str) -> None:
     entries = [{"indexId": i, "mbox": "home-hero"} for i in range(51)]
 
-    refused = assert_bad_request(
-        emulator.post("/rest/v2/batchmbox", json={"client": CLIENT, key: entries}), key
-    )
+    refused = assert_bad_request(emulator.post("/rest/v2/batchmbox", json={"client": CLIENT, key: entries}), key)
 
     assert refused["message"] == f"{key}: size must be between 0 and 50"
     assert emulator.post("/rest/v2/batchmbox", json={"client": CLIENT, key: entries[:50]}).status_code == 200
@@ -109,15 +105,11 @@ def test_batch_clicked_suffix_only_in_prefetch(emulator: httpx.Client) -> None:
         emulator.post("/rest/v2/batchmbox", json={"client": CLIENT, "prefetch": [clicked]}),
         "prefetch[0].mbox",
     )
-    assert (
-        emulator.post("/rest/v2/batchmbox", json={"client": CLIENT, "mboxes": [clicked]}).status_code == 200
-    )
+    assert emulator.post("/rest/v2/batchmbox", json={"client": CLIENT, "mboxes": [clicked]}).status_code == 200
 
 
 @rows(*DELIVERY_ROWS)
-def test_delivery_table(
-    emulator: httpx.Client, bad: dict[str, Any], field: str, good: dict[str, Any]
-) -> None:
+def test_delivery_table(emulator: httpx.Client, bad: dict[str, Any], field: str, good: dict[str, Any]) -> None:
     assert_bad_request(post_delivery(emulator, bad), field)
     assert stats(emulator)["impressions"] == 0
 
@@ -145,9 +137,7 @@ def test_delivery_table(
         "bad-client",
     ],
 )
-def test_delivery_query(
-    emulator: httpx.Client, bad: dict[str, str], good: dict[str, str], field: str
-) -> None:
+def test_delivery_query(emulator: httpx.Client, bad: dict[str, str], good: dict[str, str], field: str) -> None:
     assert_bad_request(emulator.post("/rest/v1/delivery", params=bad, json=D), field)
 
     assert emulator.post("/rest/v1/delivery", params=good, json=D).status_code == 200
@@ -166,9 +156,7 @@ def test_delivery_body_must_be_a_json_object(emulator: httpx.Client, raw: bytes)
 
 
 @rows(*UPDATE_ROWS)
-def test_profile_update_table(
-    emulator: httpx.Client, bad: dict[str, str], field: str, good: dict[str, str]
-) -> None:
+def test_profile_update_table(emulator: httpx.Client, bad: dict[str, str], field: str, good: dict[str, str]) -> None:
     visitor = good.get("mboxPC")
     ids = {"tntId": visitor} if visitor else {"thirdPartyId": good["mbox3rdPartyId"]}
     batch(emulator, {"id": ids}, cluster=28)  # the batch API takes ids of up to 128 characters
@@ -182,8 +170,7 @@ def test_profile_update_table(
     assert "<success>true</success>" in response.text
     if visitor:
         written = {
-            f"profile.{name}": value
-            for name, value in attributes(profile(emulator, visitor, cluster=28)).items()
+            f"profile.{name}": value for name, value in attributes(profile(emulator, visitor, cluster=28)).items()
         }
         assert written == {k: v for k, v in good.items() if k.startswith("profile.")}
 

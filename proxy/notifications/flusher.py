@@ -1,0 +1,182 @@
+"""Sending waiting notifications upstream: per visitor and session, about 50 a call, when a batch is
+full or its oldest has waited long enough; again and again until the edge acknowledges each id.
+
+- 2xx: the ids in the answer are done; an id missing from it failed and is tried again.
+- 400: one bad token or timestamp spoils the whole call upstream, so the batch is halved until the
+  bad notification stands alone; that one goes to the dead-letter file.
+- 408, 420, 429, 5xx, timeouts, lost connections: tried again after an exponential, jittered delay
+  (at least the upstream's Retry-After).
+- Any other 4xx: dead-letter file, with the upstream's reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+from urllib.parse import urlencode
+
+import orjson
+
+from proxy.affinity import client_host
+from proxy.errors import ApiError
+from proxy.notifications.queue import NotificationQueue
+from proxy.notifications.store import Group, Pending
+from proxy.upstream import Upstream, UpstreamResponse
+
+logger = logging.getLogger("proxy.notifications")
+RETRYABLE_4XX = frozenset({408, 420, 429})
+CONCURRENT_GROUPS = 16
+
+
+class Flusher:
+    def __init__(
+        self,
+        queue: NotificationQueue,
+        upstream: Upstream,
+        *,
+        max_delay_s: float,
+        tick_s: float = 0.5,
+        retry_base_s: float = 0.5,
+        retry_cap_s: float = 300.0,
+        max_attempts: int = 100,
+        lease_s: float = 60.0,
+    ) -> None:
+        self.queue = queue
+        self.store = queue.store
+        self.counters = queue.counters
+        self.upstream = upstream
+        self.max_delay_s = max_delay_s
+        self.tick_s = tick_s
+        self.retry_base_s = retry_base_s
+        self.retry_cap_s = retry_cap_s
+        self.max_attempts = max_attempts
+        self.lease_s = lease_s
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="notification-flusher")
+
+    async def stop(self, grace_s: float) -> int:
+        """Stop the loop, then send everything still waiting within the grace period. Returns how many
+        notifications are left (they stay in the store for the next start)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        return await self.drain(grace_s)
+
+    async def drain(self, within_s: float) -> int:
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            sent = await self.flush(max_delay_s=0.0)
+            if self.store.count() == 0:
+                return 0
+            if not sent:  # what is left waits for a retry time or another holder's lease
+                await asyncio.sleep(max(0.0, min(self.tick_s, deadline - time.monotonic())))
+        return self.store.count()
+
+    async def _run(self) -> None:
+        # The backlog of an earlier run goes first, whatever its age.
+        first = True
+        while True:
+            try:
+                await self.flush(max_delay_s=0.0 if first else self.max_delay_s)
+                first = False
+            except Exception:
+                logger.exception("notification flush failed; trying again")
+            await asyncio.sleep(self.tick_s)
+
+    async def flush(self, max_delay_s: float) -> int:
+        """One pass over the due groups; returns how many groups were sent."""
+        groups = self.store.due_groups(self.queue.batch_size, max_delay_s, limit=CONCURRENT_GROUPS)
+        if not groups:
+            return 0
+        await asyncio.gather(*(self._send_group(group) for group in groups))
+        return len(groups)
+
+    async def _send_group(self, group: Group) -> None:
+        pending = self.store.claim(group, self.queue.batch_size, self.lease_s)
+        if pending:
+            await self.deliver(pending)
+
+    async def deliver(self, pending: Sequence[Pending]) -> None:
+        first = pending[0]
+        body = {"id": first.ids, "context": {"channel": "web"}, "notifications": [p.payload for p in pending]}
+        path = "/rest/v1/delivery?" + urlencode({"client": first.client, "sessionId": first.session_id})
+        try:
+            response = await self.upstream.request(
+                "POST",
+                first.edge_host or client_host(first.client),
+                path,
+                body=orjson.dumps(body),
+                headers={"content-type": "application/json"},
+            )
+        except ApiError as exc:
+            self._retry(pending, None, exc.message)
+            return
+        await self._settle(pending, response)
+
+    async def _settle(self, pending: Sequence[Pending], response: UpstreamResponse) -> None:
+        status = response.status
+        if 200 <= status < 300:
+            try:
+                answer = orjson.loads(response.body)
+                acknowledged = {n.get("id") for n in answer.get("notifications") or []}
+            except (orjson.JSONDecodeError, AttributeError):
+                acknowledged = set()
+            done = [p for p in pending if p.id in acknowledged]
+            self.store.ack(done)
+            self.counters.flushed += len(done)
+            missing = [p for p in pending if p.id not in acknowledged]
+            if missing:
+                self._retry(missing, None, "not acknowledged by the edge")
+            return
+        reason = _reason(response)
+        if status in RETRYABLE_4XX or status >= 500:
+            self._retry(pending, _retry_after(response), reason)
+        elif status == 400 and len(pending) > 1:
+            half = len(pending) // 2
+            await self.deliver(pending[:half])
+            await self.deliver(pending[half:])
+        else:
+            logger.warning("edge refused %d notification(s) with %d: %s", len(pending), status, reason)
+            self.store.dead_letter(pending, reason, status)
+            self.counters.dead_lettered += len(pending)
+
+    def _retry(self, pending: Sequence[Pending], retry_after_s: float | None, reason: str) -> None:
+        self.counters.failed += len(pending)
+        exhausted = [p for p in pending if p.attempts + 1 >= self.max_attempts]
+        if exhausted:
+            self.store.dead_letter(exhausted, f"gave up after {self.max_attempts} attempts: {reason}", None)
+            self.counters.dead_lettered += len(exhausted)
+        again = [p for p in pending if p.attempts + 1 < self.max_attempts]
+        if not again:
+            return
+        attempts = max(p.attempts for p in again)
+        delay = min(self.retry_cap_s, self.retry_base_s * 2**attempts) * random.uniform(0.5, 1.0)
+        self.store.retry(again, max(delay, retry_after_s or 0.0))
+        self.counters.retried += len(again)
+
+
+def _reason(response: UpstreamResponse) -> str:
+    try:
+        message = orjson.loads(response.body).get("message")
+        if isinstance(message, str):
+            return message
+    except (orjson.JSONDecodeError, AttributeError):
+        pass
+    return f"upstream answered {response.status}"
+
+
+def _retry_after(response: UpstreamResponse) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,80 @@
+"""What the delivery routes do with notifications: build them, accept them, let them ride along."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.cache import CachedMbox
+from proxy.notifications.store import Group, NewNotification, NotificationStore, Pending
+
+RIDE_LEASE_S = 30.0
+
+
+@dataclass(slots=True)
+class Counters:
+    accepted: int = 0
+    flushed: int = 0
+    ridden: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+
+
+def view_notification(kind: str, entry: CachedMbox, impression_id: str | None = None) -> dict[str, Any]:
+    """The notification that counts one display (or click) of a cached mbox."""
+    tokens = entry.click_tokens if kind == "click" else entry.display_tokens
+    mbox: dict[str, str] = {"name": entry.name}
+    if entry.state:
+        mbox["state"] = entry.state
+    note: dict[str, Any] = {
+        "id": uuid.uuid4().hex,
+        "type": kind,
+        "timestamp": int(time.time() * 1000),
+        "tokens": list(tokens),
+        "mbox": mbox,
+    }
+    if impression_id:
+        note["impressionId"] = impression_id
+    return note
+
+
+class NotificationQueue:
+    def __init__(self, store: NotificationStore, batch_size: int) -> None:
+        self.store = store
+        self.batch_size = batch_size
+        self.counters = Counters()
+
+    async def add(
+        self,
+        client: str,
+        visitor: str,
+        session_id: str,
+        edge_host: str | None,
+        ids: dict[str, Any],
+        notes: Sequence[dict[str, Any]],
+    ) -> None:
+        """Durably accept notifications for one visitor (raises BacklogFull when the store is full)."""
+        if not notes:
+            return
+        await self.store.add([NewNotification(client, visitor, session_id, edge_host, ids, note) for note in notes])
+        self.counters.accepted += len(notes)
+
+    def ride(self, client: str, visitor: str, session_id: str) -> list[Pending]:
+        """Lease the visitor's waiting notifications to a delivery call about to go upstream."""
+        return self.store.claim(Group(client, visitor, session_id), self.batch_size, RIDE_LEASE_S, due_only=False)
+
+    def settle_ride(self, riders: Sequence[Pending], answer: dict[str, Any] | None) -> None:
+        """Acknowledge what the edge acknowledged; free the rest for the flusher."""
+        if not riders:
+            return
+        acknowledged = {n.get("id") for n in (answer or {}).get("notifications") or []}
+        done = [p for p in riders if p.id in acknowledged]
+        self.store.ack(done)
+        self.counters.ridden += len(done)
+        rest = [p for p in riders if p.id not in acknowledged]
+        if rest:
+            self.store.release(rest)

@@ -1,0 +1,103 @@
+"""``/_proxy/...``: operating the gateway (cache and queue status, cache purges). Operator scope."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from proxy import validation
+from proxy.auth import ClientKeys
+from proxy.bodies import JSONAnswer
+from proxy.cache import InMemoryContentCache
+from proxy.notifications.queue import NotificationQueue
+from proxy.sessions import InMemorySessionStore
+from proxy.visitors import VisitorIds
+
+
+class OperationRoutes:
+    def __init__(
+        self, keys: ClientKeys, sessions: InMemorySessionStore, cache: InMemoryContentCache, queue: NotificationQueue
+    ) -> None:
+        self.keys = keys
+        self.sessions = sessions
+        self.cache = cache
+        self.queue = queue
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/_proxy/cache", self.cache_status, methods=["GET"]),
+            Route("/_proxy/cache", self.purge_all, methods=["DELETE"]),
+            Route("/_proxy/cache/visitors", self.purge_visitor, methods=["DELETE"]),
+            Route("/_proxy/cache/mboxes/{mbox}", self.purge_mbox, methods=["DELETE"]),
+            Route("/_proxy/queue", self.queue_status, methods=["GET"]),
+        ]
+
+    def cache_document(self) -> dict[str, object]:
+        counters = self.cache.counters
+        lookups = counters.hits + counters.misses
+        return {
+            "visitors": self.cache.visitors,
+            "entries": self.cache.entries,
+            "bytes": self.cache.bytes,
+            "maxEntries": self.cache.max_entries,
+            "hits": counters.hits,
+            "misses": counters.misses,
+            "hitRate": round(counters.hits / lookups, 4) if lookups else None,
+            "staleServed": counters.stale_served,
+            "evictions": counters.evictions,
+            "sessions": len(self.sessions),
+        }
+
+    def queue_document(self) -> dict[str, object]:
+        store, counters = self.queue.store, self.queue.counters
+        return {
+            "depth": store.count(),
+            "oldestAgeSeconds": round(store.oldest_age(), 3),
+            "maxBacklog": store.max_backlog,
+            "accepted": counters.accepted,
+            "flushed": counters.flushed,
+            "ridden": counters.ridden,
+            "failed": counters.failed,
+            "retried": counters.retried,
+            "deadLettered": counters.dead_lettered,
+        }
+
+    async def cache_status(self, request: Request) -> Response:
+        self.keys.require(request, "operator")
+        return JSONAnswer(self.cache_document())
+
+    async def queue_status(self, request: Request) -> Response:
+        self.keys.require(request, "operator")
+        return JSONAnswer(self.queue_document())
+
+    # DELETE /_proxy/cache[?client=C]
+    async def purge_all(self, request: Request) -> Response:
+        self.keys.require(request, "operator")
+        client = request.query_params.get("client")
+        if client is None:
+            self.cache.purge_all()
+        else:
+            self.cache.purge_client(validation.client_code(client))
+        return JSONAnswer({"purged": "all", "client": client})
+
+    # DELETE /_proxy/cache/visitors?client=C&tntId=...|thirdPartyId=...|marketingCloudVisitorId=...
+    async def purge_visitor(self, request: Request) -> Response:
+        self.keys.require(request, "operator")
+        params = request.query_params
+        client = validation.client_code(params.get("client"))
+        validation.visitor_id(dict(params))
+        ids = VisitorIds.parse(dict(params))
+        if not ids:
+            raise validation.fail("tntId", "one of tntId, thirdPartyId or marketingCloudVisitorId is required")
+        record = self.sessions.find(ids.keys(client))
+        purged = bool(record and record.visitor and self.cache.purge_visitor(client, record.visitor))
+        return JSONAnswer({"purged": purged})
+
+    # DELETE /_proxy/cache/mboxes/{mbox}?client=C
+    async def purge_mbox(self, request: Request) -> Response:
+        self.keys.require(request, "operator")
+        client = validation.client_code(request.query_params.get("client"))
+        mbox = validation.mbox_name(request.path_params["mbox"], "mbox", 250)
+        self.cache.purge_mbox(client, mbox)
+        return JSONAnswer({"purged": mbox, "client": client})
