@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     emulator_replication_delay_ms: int = Field(2000, ge=0)
     emulator_clusters: list[int] = Field(default_factory=lambda: [28, 31, 34, 35, 38])
     emulator_token_secret: str = "emulator-event-token-secret"
+    # Credentials the emulator's IMS accepts, and its tokens' lifetime
+    emulator_ims_client_id: str = "emulator-client-id"
+    emulator_ims_client_secret: str = "emulator-client-secret"
+    emulator_ims_org_id: str = "EMULATOR@AdobeOrg"
+    emulator_token_ttl_seconds: int = Field(86399, ge=1)
+    # Target Admin and bulk profile APIs: calls a minute per client before 503
+    emulator_admin_rate_per_minute: int = Field(50, ge=1)
 
     @field_validator("log_level")
     @classmethod
