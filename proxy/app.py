@@ -13,8 +13,11 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from proxy.activation import ActivationGuard
+from proxy.admin import AdminRoutes
 from proxy.auth import ClientKeys
 from proxy.cache import InMemoryContentCache
+from proxy.credentials import TokenProvider
 from proxy.delivery import DeliveryRoutes
 from proxy.errors import EXCEPTION_HANDLERS
 from proxy.health import Health
@@ -25,6 +28,7 @@ from proxy.notifications.store import NotificationStore
 from proxy.operations import OperationRoutes
 from proxy.prefetch import PrefetchPlanner
 from proxy.profiles import ProfileRoutes
+from proxy.ratelimit import CallBudget
 from proxy.sessions import InMemorySessionStore, SessionLimiter
 from proxy.settings import Settings, load_settings
 from proxy.upstream import Upstream
@@ -47,6 +51,9 @@ class Gateway:
     store: NotificationStore
     queue: NotificationQueue
     flusher: Flusher
+    tokens: TokenProvider
+    guard: ActivationGuard
+    admin_budget: CallBudget
 
 
 def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotonic) -> Gateway:
@@ -82,6 +89,9 @@ def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotoni
             retry_cap_s=settings.notification_retry_cap_ms / 1000,
             max_attempts=settings.notification_max_attempts,
         ),
+        tokens=TokenProvider(settings, upstream),
+        guard=ActivationGuard(settings.activation_job_timeout_seconds),
+        admin_budget=CallBudget(settings.admin_calls_per_minute, settings.admin_queue_seconds),
     )
 
 
@@ -107,6 +117,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     profiles = ProfileRoutes(settings, gateway.upstream, gateway.sessions, gateway.keys)
     health = Health(settings, gateway.upstream)
     operations = OperationRoutes(gateway.keys, gateway.sessions, gateway.cache, gateway.queue)
+    admin = AdminRoutes(
+        settings, gateway.upstream, gateway.tokens, gateway.keys, gateway.cache, gateway.guard, gateway.admin_budget
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -137,6 +150,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         *operations.routes(),
+        *admin.routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
     app.state.gateway = gateway

@@ -63,7 +63,7 @@ class VisitorContent:
     mboxes: dict[str, CachedMbox]
     expires_at: float
     generation: tuple[int, int]
-    mbox_generations: dict[str, int]
+    mbox_generations: dict[str, tuple[int, int]]
     size: int = field(default=0)
 
     def __post_init__(self) -> None:
@@ -79,7 +79,7 @@ class ContentCache(Protocol):
 
     def purge_visitor(self, client: str, visitor: str) -> bool: ...
 
-    def purge_mbox(self, client: str, mbox: str) -> None: ...
+    def purge_mbox(self, client: str | None, mbox: str) -> None: ...
 
     def purge_client(self, client: str) -> None: ...
 
@@ -126,7 +126,7 @@ class InMemoryContentCache:
         self._visitors = _Visitors(max_bytes, self.counters, self._forget)
         self._all_generation = 0
         self._generations: dict[str, int] = {}
-        self._mbox_generations: dict[tuple[str, str], int] = {}
+        self._mbox_generations: dict[tuple[str | None, str], int] = {}
 
     def _forget(self, content: VisitorContent) -> None:
         self.entries -= len(content.mboxes)
@@ -142,10 +142,13 @@ class InMemoryContentCache:
     def _generation(self, client: str) -> tuple[int, int]:
         return self._all_generation, self._generations.get(client, 0)
 
+    def _mbox_generation(self, client: str, mbox: str) -> tuple[int, int]:
+        return self._mbox_generations.get((client, mbox), 0), self._mbox_generations.get((None, mbox), 0)
+
     def _current(self, client: str, content: VisitorContent, mbox: str) -> bool:
         return content.generation == self._generation(client) and content.mbox_generations.get(
-            mbox, 0
-        ) == self._mbox_generations.get((client, mbox), 0)
+            mbox
+        ) == self._mbox_generation(client, mbox)
 
     def lookup(self, client: str, visitor: str, context: str, mbox: str) -> CachedMbox | None:
         """A fresh entry for this view, sliding the visitor's expiry; None is a miss."""
@@ -181,7 +184,7 @@ class InMemoryContentCache:
             mboxes=entries,
             expires_at=self.clock() + self.ttl,
             generation=self._generation(client),
-            mbox_generations={name: self._mbox_generations.get((client, name), 0) for name in entries},
+            mbox_generations={name: self._mbox_generation(client, name) for name in entries},
         )
         key = (client, visitor)
         previous = self._visitors.pop(key, None)
@@ -201,7 +204,8 @@ class InMemoryContentCache:
             self._forget(content)
         return content is not None
 
-    def purge_mbox(self, client: str, mbox: str) -> None:
+    def purge_mbox(self, client: str | None, mbox: str) -> None:
+        """Make the mbox's entries misses, for one client or (None) for every client."""
         self._mbox_generations[(client, mbox)] = self._mbox_generations.get((client, mbox), 0) + 1
 
     def purge_client(self, client: str) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
-from proxy.settings import Settings, SettingsError, load_settings
+from pydantic import SecretStr
+
+from proxy.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--client", help="default Target client code")
     serve.add_argument("--emulator-port", dest="emulator_port", type=int)
     _common(serve)
+
+    upload = commands.add_parser(
+        "upload-profiles", help="send a CSV of profile attributes through the gateway as bulk updates"
+    )
+    upload.add_argument("file", type=Path, help="CSV whose first column is pcId or thirdPartyId")
+    upload.add_argument("--client", required=True, help="Target client code")
+    upload.add_argument("--gateway", default=os.environ.get(f"{ENV_PREFIX}GATEWAY", "http://127.0.0.1:8080"))
+    upload.add_argument(
+        "--key",
+        default=os.environ.get(f"{ENV_PREFIX}CLIENT_KEY"),
+        help=f"gateway client key with the profile scope (also {ENV_PREFIX}CLIENT_KEY)",
+    )
+    upload.add_argument("--batch-rows", type=int, default=500_000, help="rows per batch (at most 500,000)")
 
     emulator = commands.add_parser("emulator", help="run the Target emulator alone")
     emulator.add_argument("--host", dest="emulator_host")
@@ -68,6 +85,18 @@ def run_emulator(args: argparse.Namespace) -> None:
     server.run(app, sock, settings)
 
 
+def emulator_credentials(settings: Settings) -> dict[str, Any]:
+    """With the embedded emulator, the gateway signs in with the emulator's IMS credentials unless
+    others are configured."""
+    if settings.ims_client_id:
+        return {}
+    return {
+        "ims_client_id": settings.emulator_ims_client_id,
+        "ims_client_secret": SecretStr(settings.emulator_ims_client_secret),
+        "ims_org_id": settings.ims_org_id or settings.emulator_ims_org_id,
+    }
+
+
 def run_gateway(args: argparse.Namespace) -> None:
     from proxy import server
 
@@ -75,7 +104,9 @@ def run_gateway(args: argparse.Namespace) -> None:
     emulator = None
     if settings.upstream is None and not settings.upstream_direct:
         emulator_sock = server.bind(settings.emulator_host, settings.emulator_port)
-        settings = settings.model_copy(update={"upstream": server.url_of(emulator_sock)})
+        settings = settings.model_copy(
+            update={"upstream": server.url_of(emulator_sock), **emulator_credentials(settings)}
+        )
         emulator = server.spawn_emulator(emulator_sock, settings)
         emulator_sock.close()
         print(f"target-proxy emulator listening on {settings.upstream}", flush=True)
@@ -95,10 +126,28 @@ def run_gateway(args: argparse.Namespace) -> None:
             emulator.wait(timeout=10)
 
 
+def run_upload(args: argparse.Namespace) -> None:
+    from proxy.bulk_upload import MAX_ROWS, Uploader, UploadError, upload
+
+    if not args.key:
+        raise SystemExit(f"target-proxy: a client key is needed (--key or {ENV_PREFIX}CLIENT_KEY)")
+    if not 1 <= args.batch_rows <= MAX_ROWS:
+        raise SystemExit(f"target-proxy: --batch-rows must be between 1 and {MAX_ROWS}")
+    try:
+        summary = upload(args.file, Uploader(args.gateway, args.client, args.key), max_rows=args.batch_rows)
+    except (UploadError, OSError) as exc:
+        raise SystemExit(f"target-proxy: {exc}") from None
+    print("\n".join(summary.lines()))
+    if summary.failures:
+        raise SystemExit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         run_gateway(args)
+    elif args.command == "upload-profiles":
+        run_upload(args)
     else:
         run_emulator(args)
 

@@ -19,6 +19,7 @@ from proxy.affinity import client_host, edge_host_for, located_tnt_id
 from proxy.auth import ClientKeys
 from proxy.bodies import JSONAnswer, read_bytes, read_form, request_headers
 from proxy.delivery import upstream_error
+from proxy.ratelimit import CallBudget
 from proxy.sessions import EDGE_HOST, SessionStore
 from proxy.settings import Settings
 from proxy.upstream import Upstream, UpstreamResponse
@@ -44,6 +45,16 @@ class ProfileRoutes:
         self.keys = keys
         # Which edge answered a bulk batch, so its status is asked there.
         self._batch_edges: LRUCache[str, str] = LRUCache(maxsize=10_000)
+        # The bulk profile API takes 50 calls a minute per client.
+        self._budgets: dict[str, CallBudget] = {}
+
+    def budget(self, client: str) -> CallBudget:
+        budget = self._budgets.get(client)
+        if budget is None:
+            budget = self._budgets[client] = CallBudget(
+                self.settings.admin_calls_per_minute, self.settings.admin_queue_seconds
+            )
+        return budget
 
     # GET /rest/v1/profiles/{tnt_id}?client=C
     async def fetch_by_tnt_id(self, request: Request) -> Response:
@@ -103,6 +114,7 @@ class ProfileRoutes:
         if not body.strip():
             raise validation.fail("batch", "the batch file is empty")
         content_type = request.headers.get("content-type", "application/x-www-form-urlencoded")
+        await self.budget(client).spend()
         response = await self.upstream.request(
             "POST",
             client_host(client),
@@ -131,6 +143,7 @@ class ProfileRoutes:
         batch_id = validation.text(request.query_params.get("batchId"), "batchId", 256, required=True)
         assert batch_id is not None
         host = self._batch_edges.get(batch_id) or client_host(client)
+        await self.budget(client).spend()
         path = f"/m2/{quote(client, safe='')}/v2/profile/batchStatus?{request.url.query}"
         response = await self.upstream.request("GET", host, path, headers=request_headers(request, None))
         return passthrough(response)

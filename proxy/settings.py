@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "TARGET_PROXY_"
@@ -77,6 +77,21 @@ class Settings(BaseSettings):
 
     # Request limits
     max_body_bytes: int = Field(1_048_576, ge=1024)
+
+    # Management APIs: the gateway's own credentials (OAuth server-to-server) and where they go
+    ims_url: str = "https://ims-na1.adobelogin.com/ims/token/v3"
+    ims_client_id: str | None = None
+    ims_client_secret: SecretStr | None = None
+    ims_scopes: str = "openid,AdobeID,target_sdk,read_organizations,additional_info.projectedProductContext"
+    ims_org_id: str | None = None
+    sandbox_name: str | None = None
+    admin_host: str = "mc.adobe.io"
+    platform_host: str = "platform.adobe.io"
+    # Target Admin and bulk profile APIs take 50 calls a minute; more wait up to this long, then 429.
+    admin_calls_per_minute: int = Field(50, ge=1)
+    admin_queue_seconds: float = Field(30.0, ge=0)
+    # How long an ad-hoc activation job holds its audiences when its run's status cannot be read
+    activation_job_timeout_seconds: float = Field(3600.0, gt=0)
 
     # Client keys of the gateway: key -> scopes (delivery, profile, admin, activation, operator)
     client_keys: dict[str, list[str]] = Field(default_factory=dict)
@@ -201,6 +216,9 @@ def to_environ(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump(mode="json", exclude={"config"}).items():
         if value is None:
             continue
+        secret = getattr(settings, name)
+        if isinstance(secret, SecretStr):
+            value = secret.get_secret_value()
         text = orjson.dumps(value).decode() if isinstance(value, list | dict) else str(value)
         env[f"{ENV_PREFIX}{name.upper()}"] = text
     return env

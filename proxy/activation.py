@@ -1,0 +1,141 @@
+"""Experience Platform ad-hoc activation guardrails, checked before a call is spent:
+
+- at most 80 audiences per job (20 with the beta's export ids);
+- one job per audience at a time: the gateway remembers the jobs it started until their run ends
+  (asking the run's status link when a new job wants the same audience);
+- not while a scheduled export of the audience is running.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from proxy.errors import ApiError
+from proxy.upstream import UpstreamResponse
+
+V2_MAX_AUDIENCES = 80
+BETA_MAX_AUDIENCES = 20
+RUNNING_EXPORTS = ("NEW", "PROCESSING")
+FINISHED_RUNS = frozenset({"success", "succeeded", "failed", "cancelled", "canceled"})
+
+Fetch = Callable[[str], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class Job:
+    """The audiences of a job being started: no other job may start for them meanwhile."""
+
+    audiences: set[str]
+
+
+class ActivationGuard:
+    def __init__(self, job_timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.job_timeout_s = job_timeout_s
+        self.clock = clock
+        # audience -> (order, run id, status path, started at); a job is forgotten after job_timeout_s.
+        self._running: dict[str, tuple[str, str, str, float]] = {}
+        self._admitting: set[str] = set()
+        self.refused = 0
+
+    async def admit(self, body: bytes | None, accept: str, fetch: Fetch) -> Job:
+        try:
+            document = orjson.loads(body or b"")
+        except orjson.JSONDecodeError:
+            raise ApiError(400, "body: malformed JSON", "body") from None
+        info = document.get("activationInfo") if isinstance(document, dict) else None
+        if not isinstance(info, dict) or not info or not all(isinstance(v, list) for v in info.values()):
+            raise ApiError(400, "activationInfo: a map of destination ids to lists of audience ids", "activationInfo")
+        audiences = {str(a) for ids in info.values() for a in ids}
+        beta = bool(document.get("exportIds") or document.get("exportId")) and "version=2" not in accept
+        limit = BETA_MAX_AUDIENCES if beta else V2_MAX_AUDIENCES
+        if not audiences or len(audiences) > limit:
+            self.refused += 1
+            raise ApiError(
+                400,
+                f"activationInfo: an ad-hoc activation job takes 1 to {limit} audiences, not {len(audiences)}",
+                "activationInfo",
+            )
+        await self._refuse_running(audiences, fetch)
+        await self._refuse_exporting(audiences, fetch)
+        busy = audiences & self._admitting
+        if busy:
+            self.refused += 1
+            raise ApiError(409, f"an ad-hoc activation job for audience {sorted(busy)[0]} is being started")
+        self._admitting |= audiences
+        return Job(audiences)
+
+    async def _refuse_running(self, audiences: set[str], fetch: Fetch) -> None:
+        now = self.clock()
+        for audience in sorted(audiences):
+            running = self._running.get(audience)
+            if running is None:
+                continue
+            order, run, status_path, started = running
+            if now - started > self.job_timeout_s or await self._finished(status_path, fetch):
+                del self._running[audience]
+                continue
+            self.refused += 1
+            raise ApiError(409, f"Run already going on for audience {audience} for order {order} with run id {run}")
+
+    @staticmethod
+    async def _finished(status_path: str, fetch: Fetch) -> bool:
+        if not status_path:
+            return False
+        document = await fetch(status_path)
+        if not isinstance(document, dict):
+            return False
+        items = document.get("items") if isinstance(document.get("items"), list) else [document]
+        statuses = []
+        for item in items:
+            status = item.get("status") if isinstance(item, dict) else None
+            statuses.append(str(status.get("value") if isinstance(status, dict) else status).lower())
+        return bool(statuses) and all(status in FINISHED_RUNS for status in statuses)
+
+    async def _refuse_exporting(self, audiences: set[str], fetch: Fetch) -> None:
+        for status in RUNNING_EXPORTS:
+            for job in records(await fetch(f"/data/core/ups/export/jobs?status={status}")):
+                segments = (job.get("filter") or {}).get("segments") or []
+                exporting = audiences & {str(s.get("segmentId")) for s in segments if isinstance(s, dict)}
+                if exporting:
+                    self.refused += 1
+                    raise ApiError(
+                        409,
+                        f"Audience {sorted(exporting)[0]} is being exported by a scheduled export job "
+                        f"({job.get('id')}); ad-hoc activation waits until it has finished",
+                    )
+
+    def abandon(self, job: Job) -> None:
+        self._admitting -= job.audiences
+
+    def started(self, job: Job, response: UpstreamResponse) -> None:
+        """Remember the runs upstream started for the job's audiences."""
+        self._admitting -= job.audiences
+        if response.status != 200:
+            return
+        try:
+            orders = orjson.loads(response.body).get("order") or []
+        except (orjson.JSONDecodeError, AttributeError):
+            return
+        now = self.clock()
+        for order in orders:
+            if not isinstance(order, dict) or not order.get("segment"):
+                continue
+            status_url = str(order.get("statusURL") or "")
+            parts = urlsplit(status_url)
+            run_id = parts.path.rstrip("/").rsplit("/", 1)[-1] if parts.path else ""
+            self._running[str(order["segment"])] = (str(order.get("order", "")), run_id, parts.path, now)
+
+    def running(self) -> int:
+        return len(self._running)
+
+
+def records(document: Any) -> list[dict[str, Any]]:
+    """The jobs of an export job list answer."""
+    found = document.get("records") if isinstance(document, dict) else None
+    return [job for job in found or [] if isinstance(job, dict)]

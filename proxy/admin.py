@@ -1,0 +1,227 @@
+"""Passthrough of the management APIs with the gateway's own credentials.
+
+- Target Admin API: ``/{tenant}/target/...`` to ``mc.adobe.io``;
+- Experience Platform: ``/data/core/activation/...``, ``/data/core/ups/...``, ``/data/core/ais/...`` (and
+  the flow-service run behind an activation's status link) to ``platform.adobe.io``.
+
+Only the paths of those APIs are forwarded (an allowlist; never a host or scheme from the request, no
+dot segments or encoded slashes). Clients present their own gateway key with the ``admin`` or
+``activation`` scope; the gateway adds its IMS token, API key, org and sandbox, refreshing the token
+once when upstream refuses it. Target's 50 calls a minute are spent here, a batch counting each of
+its operations. A successful change to activities, offers or audiences clears the cached content it
+can affect.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from proxy.activation import ActivationGuard
+from proxy.auth import ClientKeys
+from proxy.bodies import read_bytes
+from proxy.cache import ContentCache
+from proxy.credentials import TokenProvider
+from proxy.errors import ApiError, error_body
+from proxy.ratelimit import CallBudget
+from proxy.settings import Settings
+from proxy.upstream import Upstream, UpstreamResponse
+
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+NUMBER = r"\d{1,19}"
+NAME = r"[^/]{1,250}"
+TARGET_PATHS = [
+    re.compile(rf"^/{pattern}/?$")
+    for pattern in (
+        "activities",
+        "activities/(ab|xt)",
+        rf"activities/(ab|xt)/{NUMBER}",
+        rf"activities/((ab|xt)/)?{NUMBER}/(name|state|priority|schedule)",
+        rf"activities/{NUMBER}/changelog",
+        rf"activities/(ab|xt|abt)/{NUMBER}/report/(performance|orders)",
+        rf"activities/(ab|xt)/{NUMBER}/orders/performance",
+        "offers",
+        "offers/(content|json)",
+        rf"offers/(content|json)/{NUMBER}",
+        "audiences",
+        rf"audiences/{NUMBER}",
+        "mboxes",
+        f"mbox/{NAME}",
+        "profileattributes/mbox",
+        "environments",
+        rf"environments/{NUMBER}",
+        "batch",
+    )
+]
+ID = r"[A-Za-z0-9._:-]{1,128}"
+PLATFORM_PATHS = [
+    re.compile(rf"^{pattern}/?$")
+    for pattern in (
+        "/data/core/activation/disflowprovider/adhocrun",
+        "/data/core/ups/segment/jobs",
+        f"/data/core/ups/segment/jobs/{ID}",
+        "/data/core/ups/export/jobs",
+        f"/data/core/ups/export/jobs/{ID}",
+        "/data/core/ais/external-audience",
+        f"/data/core/ais/external-audiences?/operations/{ID}",
+        f"/data/core/ais/external-audience/{ID}",
+        f"/data/core/ais/external-audience/{ID}/runs",
+        f"/data/core/ais/external-audience/{ID}/runs/{ID}",
+        f"/data/foundation/flowservice/runs/{ID}",
+    )
+]
+CLIENT_HEADERS = ("content-type", "accept")
+ANSWER_HEADERS = ("content-type", "retry-after", "location")
+CATALOG_CHANGES = re.compile(r"^/(activities|offers|audiences|batch)\b")
+
+
+def check_path(request: Request) -> str:
+    """The decoded path, refused if it could point anywhere but where it says."""
+    raw = request.scope.get("raw_path", b"").lower()
+    path = request.url.path
+    if b"%2f" in raw or b"%5c" in raw or b"%2e" in raw or "\\" in path:
+        raise ApiError(400, "path: encoded slashes and dots are not allowed", "path")
+    segments = path.split("/")[1:]
+    if any(segment in ("", ".", "..") for segment in segments[:-1]) or segments[-1] in (".", ".."):
+        raise ApiError(400, "path: empty and dot segments are not allowed", "path")
+    return path
+
+
+def passthrough(response: UpstreamResponse) -> Response:
+    headers = {name: value for name in ANSWER_HEADERS[1:] if (value := response.headers.get(name)) is not None}
+    content_type = response.headers.get("content-type") or "application/json"
+    if response.status >= 400 and "json" not in content_type:
+        # Upstream's error page (an HTML one, say) becomes the gateway's JSON error.
+        return Response(
+            error_body(response.status, f"upstream answered {response.status}"),
+            response.status,
+            headers,
+            media_type="application/json",
+        )
+    return Response(response.body, response.status, headers, media_type=content_type)
+
+
+class AdminRoutes:
+    def __init__(
+        self,
+        settings: Settings,
+        upstream: Upstream,
+        tokens: TokenProvider,
+        keys: ClientKeys,
+        cache: ContentCache,
+        guard: ActivationGuard,
+        budget: CallBudget,
+    ) -> None:
+        self.settings = settings
+        self.upstream = upstream
+        self.tokens = tokens
+        self.keys = keys
+        self.cache = cache
+        self.guard = guard
+        self.budget = budget
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/{tenant}/target/{rest:path}", self.target, methods=METHODS),
+            Route("/data/{rest:path}", self.platform, methods=METHODS),
+        ]
+
+    async def body(self, request: Request) -> bytes | None:
+        if request.method not in ("POST", "PUT", "PATCH"):
+            return None
+        return await read_bytes(request, self.settings.max_body_bytes)
+
+    async def forward(
+        self, request: Request, host: str, path: str, body: bytes | None, *, platform: bool
+    ) -> UpstreamResponse:
+        """Send with the gateway's credentials; once more with a fresh token if upstream refused it."""
+        headers = {name: value for name in CLIENT_HEADERS if (value := request.headers.get(name)) is not None}
+        query = f"?{request.url.query}" if request.url.query else ""
+        for attempt in range(2):
+            credentials = await self.tokens.headers(platform=platform)
+            response = await self.upstream.request(
+                request.method, host, path + query, body=body, headers={**headers, **credentials}
+            )
+            if response.status != 401 or attempt:
+                return response
+            self.tokens.invalidate(credentials["authorization"].removeprefix("Bearer "))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # /{tenant}/target/...
+    async def target(self, request: Request) -> Response:
+        self.keys.require(request, "admin")
+        path = check_path(request)
+        tenant, rest = request.path_params["tenant"], "/" + request.path_params["rest"]
+        if not TENANT.fullmatch(tenant):
+            raise ApiError(400, "tenant: must be a tenant name", "tenant")
+        if not any(pattern.match(rest) for pattern in TARGET_PATHS):
+            raise ApiError(404, f"{rest} is not a Target Admin API path this gateway forwards", "path")
+        body = await self.body(request)
+        await self.budget.spend(batch_size(body) if rest.rstrip("/") == "/batch" else 1)
+        response = await self.forward(request, self.settings.admin_host, path, body, platform=False)
+        if request.method != "GET" and 200 <= response.status < 300 and CATALOG_CHANGES.match(rest):
+            self.invalidate(rest, response)
+        return passthrough(response)
+
+    def invalidate(self, rest: str, response: UpstreamResponse) -> None:
+        """Clear what a change can affect: an activity's mboxes when the answer names them, else all."""
+        mboxes: list[str] = []
+        if rest.startswith("/activities"):
+            try:
+                document = orjson.loads(response.body)
+                mboxes = [m["name"] for m in document.get("locations", {}).get("mboxes", [])]
+            except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
+                mboxes = []
+        if mboxes:
+            for mbox in mboxes:
+                self.cache.purge_mbox(None, mbox)
+        else:
+            self.cache.purge_all()
+
+    # /data/...
+    async def platform(self, request: Request) -> Response:
+        self.keys.require(request, "activation")
+        path = check_path(request)
+        if not any(pattern.match(path) for pattern in PLATFORM_PATHS):
+            raise ApiError(404, f"{path} is not an Experience Platform path this gateway forwards", "path")
+        body = await self.body(request)
+        adhoc = path.rstrip("/").endswith("/adhocrun") and request.method == "POST"
+        if adhoc:
+            job = await self.guard.admit(body, request.headers.get("accept", ""), self.check_exports)
+            try:
+                response = await self.forward(request, self.settings.platform_host, path, body, platform=True)
+            except BaseException:
+                self.guard.abandon(job)
+                raise
+            self.guard.started(job, response)
+            return passthrough(response)
+        response = await self.forward(request, self.settings.platform_host, path, body, platform=True)
+        return passthrough(response)
+
+    async def check_exports(self, path_and_query: str) -> Any:
+        """A GET on the platform with the gateway's credentials, for the activation guard."""
+        credentials = await self.tokens.headers(platform=True)
+        response = await self.upstream.request("GET", self.settings.platform_host, path_and_query, headers=credentials)
+        if response.status != 200:
+            return None
+        try:
+            return orjson.loads(response.body)
+        except orjson.JSONDecodeError:
+            return None
+
+
+def batch_size(body: bytes | None) -> int:
+    """How many calls a Target batch request makes: one per operation (1 to 256)."""
+    try:
+        operations = orjson.loads(body or b"").get("operations")
+    except (orjson.JSONDecodeError, AttributeError):
+        raise ApiError(400, "body: a batch is a JSON object with operations", "body") from None
+    if not isinstance(operations, list) or not 1 <= len(operations) <= 256:
+        raise ApiError(400, "operations: a batch has 1 to 256 operations", "operations")
+    return len(operations)

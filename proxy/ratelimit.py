@@ -1,0 +1,63 @@
+"""Call budgets for upstream APIs that allow N calls a minute (Target Admin and bulk profile: 50).
+
+A sliding window: never more than N calls in any 60 seconds, because upstream counts that way and
+answers 503 beyond. Callers over the budget wait their turn in order, up to a bound; past it they get
+429 with the Retry-After at which a slot frees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+
+from proxy.errors import ApiError
+
+WINDOW_S = 60.0
+
+
+class CallBudget:
+    def __init__(self, per_minute: int, max_wait_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.max_wait_s = max_wait_s
+        self.clock = clock
+        self._calls: deque[float] = deque()
+        self._lock = asyncio.Lock()
+        self.rejected = 0
+        self.waited = 0
+
+    def _prune(self, now: float) -> None:
+        while self._calls and now - self._calls[0] >= WINDOW_S:
+            self._calls.popleft()
+
+    def _wait_for(self, calls: int, now: float) -> float:
+        """Seconds until ``calls`` more fit in the window."""
+        overflow = len(self._calls) + calls - self.per_minute
+        if overflow <= 0:
+            return 0.0
+        return self._calls[overflow - 1] + WINDOW_S - now
+
+    async def spend(self, calls: int = 1) -> None:
+        """Take ``calls`` slots (a Target batch request counts each of its operations)."""
+        if calls > self.per_minute:
+            raise ApiError(400, f"a request may make at most {self.per_minute} calls a minute, not {calls}")
+        async with self._lock:  # first come, first served
+            now = self.clock()
+            self._prune(now)
+            wait = self._wait_for(calls, now)
+            if wait > self.max_wait_s:
+                self.rejected += 1
+                retry = math.ceil(wait)
+                raise ApiError(
+                    429,
+                    f"upstream allows {self.per_minute} calls a minute; try again in {retry} s",
+                    headers={"Retry-After": str(retry)},
+                )
+            if wait > 0:
+                self.waited += 1
+                await asyncio.sleep(wait)
+            now = self.clock()
+            self._prune(now)
+            self._calls.extend([now] * calls)
