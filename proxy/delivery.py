@@ -218,29 +218,26 @@ class DeliveryRoutes:
         impression_id = (body.get("requestLocation") or {}).get("impressionId")
         if clicked:
             entry = self.cache.lookup(client, visitor, context, name) if visitor else None
-            if entry is None or not entry.click_tokens:
-                return await self.forward_single(incoming, body, record, client)
-            await self.notify_views(record, client, body, [view_notification("click", entry, impression_id)])
-            return self.single_answer(body, record, entry)
+            served = None
+            if entry is not None and entry.click_tokens:
+                served = await self.serve_cached(body, record, client, entry, "click", impression_id)
+            return served or await self.forward_single(incoming, body, record, client)
         self.planner.asked(client, name)
         plain = not (body.get("profileParameters") or body.get("order"))
         if plain and visitor:
             entry = self.cache.lookup(client, visitor, context, name)
-            if entry is not None:
-                try:
-                    await self.notify_views(record, client, body, [view_notification("display", entry, impression_id)])
-                    return self.single_answer(body, record, entry)
-                except BacklogFull:
-                    pass  # no room to count the view: ask upstream, which counts it on execution
+            served = entry and await self.serve_cached(body, record, client, entry, "display", impression_id)
+            if served:
+                return served
         request = translate.single_to_delivery(body, upstream_ids(record, body), self.planner.plan(client, [name]))
         miss = Miss(client, record, request, context, {"client": client})
         try:
             document = await self.fetch_once(incoming, miss) if plain else await self.fetch(incoming, miss)
             if document is None:  # an identical miss in flight filled the cache
                 entry = self.cache.lookup(client, record.visitor or "", context, name)
-                if entry is not None:
-                    await self.notify_views(record, client, body, [view_notification("display", entry, impression_id)])
-                    return self.single_answer(body, record, entry)
+                served = entry and await self.serve_cached(body, record, client, entry, "display", impression_id)
+                if served:
+                    return served
                 document = await self.fetch(incoming, miss)
         except ApiError as exc:
             if exc.status not in UNAVAILABLE:
@@ -275,6 +272,25 @@ class DeliveryRoutes:
         content = translate.option_content(orjson.loads(entry.options_json))
         return answer(self.single_document(body, record, content))
 
+    async def serve_cached(
+        self,
+        body: dict[str, Any],
+        record: SessionRecord,
+        client: str,
+        entry: CachedMbox,
+        kind: str,
+        impression_id: str | None,
+    ) -> Outgoing | None:
+        """Answer from a cache entry once the view (or click) it shows is queued for upstream; None
+        when the queue has no room, so that the caller lets upstream count it instead."""
+        tokens = entry.click_tokens if kind == "click" else entry.display_tokens
+        try:
+            if tokens:
+                await self.notify_views(record, client, body, [view_notification(kind, entry, impression_id)])
+        except BacklogFull:
+            return None
+        return self.single_answer(body, record, entry)
+
     async def single_fallback(
         self,
         body: dict[str, Any],
@@ -286,10 +302,9 @@ class DeliveryRoutes:
     ) -> Outgoing:
         """Stale-if-error: the visitor's last content for the mbox, else its configured default."""
         entry = self.cache.stale(client, record.visitor, name) if record.visitor else None
-        if entry is not None:
-            if entry.display_tokens:
-                await self.notify_views(record, client, body, [view_notification("display", entry, impression_id)])
-            return self.single_answer(body, record, entry)
+        served = entry and await self.serve_cached(body, record, client, entry, "display", impression_id)
+        if served:
+            return served
         default = self.settings.default_content.get(name)
         if default is not None:
             return answer(self.single_document(body, record, default))

@@ -56,25 +56,34 @@ class Flusher:
         self.max_attempts = max_attempts
         self.lease_s = lease_s
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._started_at = 0.0
 
     def start(self) -> None:
+        self._stopping.clear()
+        self._started_at = self.store.clock()
         self._task = asyncio.create_task(self._run(), name="notification-flusher")
 
     async def stop(self, grace_s: float) -> int:
-        """Stop the loop, then send everything still waiting within the grace period. Returns how many
-        notifications are left (they stay in the store for the next start)."""
+        """Stop the loop (letting the calls in flight finish), then send everything still waiting, all
+        within the grace period. Returns how many notifications are left (they stay in the store for the
+        next start)."""
+        deadline = time.monotonic() + grace_s
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            with contextlib.suppress(TimeoutError):
+                # Past the grace, the calls still out are cancelled and their rows given back.
+                await asyncio.wait_for(self._task, grace_s)
             self._task = None
-        return await self.drain(grace_s)
+        return await self.drain(deadline - time.monotonic())
 
     async def drain(self, within_s: float) -> int:
         deadline = time.monotonic() + within_s
-        while time.monotonic() < deadline:
-            sent = await self.flush(max_delay_s=0.0)
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                sent = await asyncio.wait_for(self.flush(max_delay_s=0.0), left)
+            except TimeoutError:
+                break
             if self.store.count() == 0:
                 return 0
             if not sent:  # what is left waits for a retry time or another holder's lease
@@ -82,15 +91,18 @@ class Flusher:
         return self.store.count()
 
     async def _run(self) -> None:
-        # The backlog of an earlier run goes first, whatever its age.
-        first = True
-        while True:
+        while not self._stopping.is_set():
+            # The backlog of an earlier run is due at once, whatever its age.
+            max_delay_s = min(self.max_delay_s, self.store.clock() - self._started_at)
             try:
-                await self.flush(max_delay_s=0.0 if first else self.max_delay_s)
-                first = False
+                sent = await self.flush(max_delay_s=max_delay_s)
             except Exception:
                 logger.exception("notification flush failed; trying again")
-            await asyncio.sleep(self.tick_s)
+                sent = 0
+            if sent >= CONCURRENT_GROUPS:  # a full pass: more groups are due, go on at once
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.tick_s)
 
     async def flush(self, max_delay_s: float) -> int:
         """One pass over the due groups; returns how many groups were sent."""
@@ -102,8 +114,14 @@ class Flusher:
 
     async def _send_group(self, group: Group) -> None:
         pending = self.store.claim(group, self.queue.batch_size, self.lease_s)
-        if pending:
+        if not pending:
+            return
+        try:
             await self.deliver(pending)
+        except asyncio.CancelledError:
+            # Stopped mid-call: the rows not settled yet are free again now, not when the lease runs out.
+            self.store.release(pending)
+            raise
 
     async def deliver(self, pending: Sequence[Pending]) -> None:
         first = pending[0]

@@ -116,6 +116,7 @@ class NotificationStore:
         self.clock = clock
         self._db: sqlite3.Connection | None = None
         self._waiting: list[tuple[list[NewNotification], asyncio.Future[None]]] = []
+        self._queued = 0  # notifications in ``_waiting``, which the backlog bound counts too
         self._commit_scheduled = False
         self._depth = 0
         self._depth_counted_at = float("-inf")
@@ -146,11 +147,12 @@ class NotificationStore:
 
     async def add(self, notifications: list[NewNotification]) -> None:
         """Return once the notifications are committed; with others that arrive meanwhile."""
-        if self.depth() + len(notifications) > self.max_backlog:
+        if self.depth() + self._queued + len(notifications) > self.max_backlog:
             raise BacklogFull(f"{self.max_backlog} notifications are waiting")
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._waiting.append((notifications, done))
+        self._queued += len(notifications)
         if not self._commit_scheduled:
             self._commit_scheduled = True
             loop.call_soon(self._commit_now)
@@ -159,6 +161,7 @@ class NotificationStore:
     def _commit_now(self) -> None:
         self._commit_scheduled = False
         waiting, self._waiting = self._waiting, []
+        self._queued = 0
         if not waiting:
             return
         now = self.clock()
