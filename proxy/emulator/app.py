@@ -1,4 +1,17 @@
-"""The emulator's HTTP surface: Target's edge paths plus the ``/_emulator/*`` control endpoints."""
+"""The emulator's HTTP surface: Target's edge paths, IMS, the Target Admin API, Experience Platform's
+activation / segment / export / external-audience APIs, and the ``/_emulator/*`` control endpoints.
+
+Control endpoints (never counted, never faulted):
+- ``GET /_emulator/stats``, ``GET|POST /_emulator/faults``, ``POST /_emulator/reset``;
+- ``GET /_emulator/last-request[?route=NAME]``: method, path, query and headers of the last Target API call
+  (of that route: admin, activation, ups, external_audiences, ims_token, delivery...), 404 before any;
+- ``GET|POST /_emulator/clock`` ``{"advance_seconds": n}``: move the emulator's clock on (token expiry,
+  rate windows, AEP jobs); a reset puts it back;
+- ``POST /_emulator/ims/revoke``: forget every issued token (they otherwise outlive resets);
+- ``GET|POST /_emulator/limits`` ``{"admin_rate_per_minute": n}``: the Admin and bulk profile API rate;
+- ``GET|POST /_emulator/aep``: the AEP world (see aep.py) and its jobs; POST upserts ``audiences``,
+  ``destinations``, ``dataflows``, sets ``timings`` and ``finish``es runs and jobs (``true`` or ids).
+"""
 
 from __future__ import annotations
 
@@ -13,11 +26,20 @@ from starlette.routing import Route
 
 from proxy import validation
 from proxy.bodies import read_form
+from proxy.emulator import activation, admin, aep_jobs, external_audiences, ims
+from proxy.emulator.activation import Activation
+from proxy.emulator.admin import AdminApi
+from proxy.emulator.aep import AepWorld
+from proxy.emulator.aep_jobs import ProfileJobs
 from proxy.emulator.bulk_profiles import BulkUpdates
 from proxy.emulator.catalog import Catalog
+from proxy.emulator.clock import Clock
 from proxy.emulator.edge import Call, Edge
+from proxy.emulator.external_audiences import ExternalAudiences
 from proxy.emulator.faults import EdgeFrontDoor, Faults
 from proxy.emulator.profiles import ProfileStore, edge_host
+from proxy.emulator.ratelimit import SlidingWindow
+from proxy.emulator.shaped import ShapedError, shaped_error_handler
 from proxy.emulator.tokens import TokenCodec
 from proxy.errors import EXCEPTION_HANDLERS, ApiError
 from proxy.settings import Settings
@@ -55,9 +77,9 @@ def client_param(request: Request, edge: Edge, required: bool = True) -> str:
 
 
 class EmulatorState:
-    """Everything the emulator knows, rebuilt by ``/_emulator/reset``."""
+    """Everything the emulator knows, rebuilt by ``/_emulator/reset`` (the clock and IMS tokens outlive it)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock) -> None:
         self.settings = settings
         self.catalog = Catalog.load(settings.emulator_catalog)
         self.profiles = ProfileStore(settings.emulator_replication_delay_ms / 1000)
@@ -68,13 +90,36 @@ class EmulatorState:
             settings.emulator_clusters,
         )
         self.bulk = BulkUpdates(self.profiles)
+        # Admin and bulk profile calls a minute, per tenant / client code
+        self.limiter = SlidingWindow(settings.emulator_admin_rate_per_minute, clock.now)
+        self.admin = AdminApi(self.catalog, self.edge.stats, self.profiles, clock.now)
+        self.aep = AepWorld(clock.now)
+        self.jobs = ProfileJobs(self.aep, clock.now, settings.emulator_ims_org_id)
+        self.activation = Activation(self.aep, self.jobs, clock.now)
+        self.external = ExternalAudiences(self.aep, clock.now)
+
+    def throttle_profiles(self, client: str) -> None:
+        """The bulk profile API's 50 calls a minute, then 503."""
+        wait = self.limiter.hit(("profile", client))
+        if wait is not None:
+            message = f"too many calls: at most {self.limiter.rate} a minute per client"
+            raise ApiError(503, message, headers={"Retry-After": str(wait)})
+
+    def aep_document(self) -> dict[str, Any]:
+        return {
+            **self.aep.document(),
+            "adhocRuns": self.activation.summary(),
+            **self.jobs.summary(),
+            "externalAudiences": self.external.summary(),
+        }
 
     def call(self, request: Request, session_id: str | None = None, routing_key: str | None = None) -> Call:
         return Call(self.edge.cluster_for(request.headers.get("host"), session_id or routing_key), session_id)
 
 
 def create_emulator_app(settings: Settings | None = None) -> Starlette:
-    state = EmulatorState(settings or Settings())
+    clock = Clock()
+    state = EmulatorState(settings or Settings(), clock)
 
     async def single_mbox(request: Request) -> Response:
         session_id = validation.session_id(request.path_params["session_id"])
@@ -120,6 +165,7 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
 
     async def profile_batch_update(request: Request) -> Response:
         client = validation.client_code(request.path_params["client"])
+        state.throttle_profiles(client)
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > 50 * 1024 * 1024:
             raise ApiError(413, "batch file exceeds 50 MB", "batch")
@@ -138,7 +184,7 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
         )
 
     async def profile_batch_status(request: Request) -> Response:
-        validation.client_code(request.path_params["client"])
+        state.throttle_profiles(validation.client_code(request.path_params["client"]))
         batch_id = request.query_params.get("batchId")
         if not batch_id:
             raise validation.fail("batchId", "is required")
@@ -165,10 +211,54 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
 
     async def reset(request: Request) -> Response:
         nonlocal state
-        state = EmulatorState(state.settings)
+        clock.reset()
+        state = app.state.emulator = EmulatorState(state.settings, clock)
         front_door.set_requests(state.edge.stats.requests)
         front_door.set_faults(Faults())
+        front_door.last_requests.clear()
         return json_response({"reset": True})
+
+    async def last_request(request: Request) -> Response:
+        route = request.query_params.get("route", "")
+        recorded = front_door.last_requests.get(route)
+        if recorded is None:
+            raise ApiError(404, f"no Target API call{' to ' + route if route else ''} since the last reset", "route")
+        return json_response(recorded.document())
+
+    async def clock_control(request: Request) -> Response:
+        if request.method == "POST":
+            body = validation.require_object(await read_json(request))
+            seconds = body.get("advance_seconds")
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+                raise validation.fail("advance_seconds", "must be a number of seconds >= 0")
+            clock.advance(float(seconds))
+        return json_response({"offset_seconds": clock.offset, "now": clock.now()})
+
+    async def revoke_tokens(request: Request) -> Response:
+        return json_response({"revoked": tokens.revoke_all()})
+
+    async def limits(request: Request) -> Response:
+        if request.method == "POST":
+            body = validation.require_object(await read_json(request))
+            rate = body.get("admin_rate_per_minute")
+            if isinstance(rate, bool) or not isinstance(rate, int) or rate < 1:
+                raise validation.fail("admin_rate_per_minute", "must be a whole number >= 1")
+            state.limiter.rate = rate
+        return json_response({"admin_rate_per_minute": state.limiter.rate})
+
+    async def aep_control(request: Request) -> Response:
+        if request.method == "POST":
+            body = await read_json(request)
+            state.aep.configure(body)
+            finish = body.get("finish")
+            if finish is not None and finish is not False:
+                if finish is not True and not (isinstance(finish, list) and all(isinstance(i, str) for i in finish)):
+                    raise validation.fail("finish", "must be true or an array of run, job or operation ids")
+                ids = None if finish is True else finish
+                state.activation.finish(ids)
+                state.jobs.finish(ids)
+                state.external.finish(ids)
+        return json_response(state.aep_document())
 
     routes = [
         Route("/rest/v1/mbox/{session_id}", single_mbox, methods=["POST"]),
@@ -183,7 +273,23 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
         Route("/_emulator/stats", stats, methods=["GET"]),
         Route("/_emulator/faults", faults, methods=["GET", "POST"]),
         Route("/_emulator/reset", reset, methods=["POST"]),
+        Route("/_emulator/last-request", last_request, methods=["GET"]),
+        Route("/_emulator/clock", clock_control, methods=["GET", "POST"]),
+        Route("/_emulator/ims/revoke", revoke_tokens, methods=["POST"]),
+        Route("/_emulator/limits", limits, methods=["GET", "POST"]),
+        Route("/_emulator/aep", aep_control, methods=["GET", "POST"]),
+        Route("/ims/token/v3", ims.token_endpoint, methods=["POST"]),
+        *activation.routes(),
+        *aep_jobs.routes(),
+        *external_audiences.routes(),
+        # Last: any /{tenant}/target/... path
+        Route("/{tenant}/target/{rest:path}", admin.endpoint, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+    handlers = {ShapedError: shaped_error_handler, **EXCEPTION_HANDLERS}
+    app = Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
+    tokens = ims.TokenStore(clock.now)
+    # Handlers in the API modules find the current state here; a reset replaces it.
+    app.state.emulator = state
+    app.state.ims = tokens
     front_door = EdgeFrontDoor(app, state.edge.stats.requests, Faults())
     return front_door  # type: ignore[return-value]

@@ -10,6 +10,7 @@ optional ``type`` ("content" for HTML, "json").
 from __future__ import annotations
 
 import copy
+import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from importlib import resources
@@ -48,13 +49,17 @@ class Catalog:
         self.audiences: dict[int, dict[str, Any]] = {}
         self.geo: dict[str, dict[str, str]] = dict(data.get("geo", {}))
         self.version = 0
+        loaded = now_iso()
+        # The Admin API shows these on every item; a catalog file need not carry them.
         for offer in data.get("offers", []):
-            self.offers[int(offer["id"])] = dict(offer)
+            self.offers[int(offer["id"])] = {"type": "content", "modifiedAt": loaded, **offer}
         for audience in data.get("audiences", []):
-            self.audiences[int(audience["id"])] = dict(audience)
+            self.audiences[int(audience["id"])] = {"origin": "target", "modifiedAt": loaded, **audience}
         for activity in data.get("activities", []):
             self._check_activity(activity)
-            self.activities[int(activity["id"])] = copy.deepcopy(activity)
+            third_party_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"activity:{activity['id']}"))
+            defaults = {"thirdPartyId": third_party_id, "modifiedAt": loaded}
+            self.activities[int(activity["id"])] = {**defaults, **copy.deepcopy(activity)}
         self._by_mbox: dict[str, list[dict[str, Any]]] = {}
         self.reindex()
 

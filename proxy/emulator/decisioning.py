@@ -13,6 +13,7 @@ from proxy.emulator.rules import RuleContext, evaluate
 from proxy.emulator.tokens import EventToken, TokenCodec
 
 CLICKED_SUFFIX = "-clicked"
+MAX_AUDIENCE_DEPTH = 16  # audienceRules nest; the Admin API refuses cycles, this bounds the rest
 
 
 def allocation_bucket(activity_id: int, visitor: str) -> float:
@@ -51,12 +52,31 @@ class Decider:
         self.codec = codec
 
     def _audiences_match(self, audience_ids: list[Any] | None, context: RuleContext) -> bool:
-        for audience_id in audience_ids or ():
-            audience = self.catalog.audiences.get(int(audience_id))
-            rule = audience.get("targetRule") if audience else None
-            if not rule or not evaluate(rule, context):
-                return False
-        return True
+        return all(self._audience_matches(int(audience_id), context) for audience_id in audience_ids or ())
+
+    def _audience_matches(self, audience_id: int, context: RuleContext, depth: int = 0) -> bool:
+        audience = self.catalog.audiences.get(audience_id)
+        if audience is None or depth > MAX_AUDIENCE_DEPTH:
+            return False
+        if audience.get("targetRule"):
+            return evaluate(audience["targetRule"], context)
+        if audience.get("audienceRule") is not None:
+            return self._combination(audience["audienceRule"], context, depth + 1)
+        return False
+
+    def _combination(self, rule: Any, context: RuleContext, depth: int) -> bool:
+        """An audienceRule: audience ids combined with and / or / not (a bare array is and)."""
+        if isinstance(rule, int) and not isinstance(rule, bool):
+            return self._audience_matches(rule, context, depth)
+        if isinstance(rule, list):
+            return all(self._combination(part, context, depth) for part in rule)
+        if isinstance(rule, dict) and "and" in rule:
+            return all(self._combination(part, context, depth) for part in rule["and"])
+        if isinstance(rule, dict) and "or" in rule:
+            return any(self._combination(part, context, depth) for part in rule["or"])
+        if isinstance(rule, dict) and "not" in rule:
+            return not self._combination(rule["not"], context, depth)
+        return False
 
     def _experience(self, activity: dict[str, Any], visitor: str, context: RuleContext) -> dict[str, Any] | None:
         experiences = activity.get("experiences", [])

@@ -83,13 +83,13 @@ class Edge:
         if decision.activity is not None:
             self.stats.impression(decision.activity_id, decision.experience_id, visitor, impression_id)
         for measured in self.decider.activities_measuring(decision.mbox, "mbox_shown", visitor, ctx):
-            self.stats.activity_event(measured.activity_id, "conversions")
+            self.stats.activity_event(measured.activity_id, "conversions", measured.experience_id)
 
     def _count_clicked(self, mbox: str, visitor: str, ctx: RuleContext) -> None:
         for measured in self.decider.activities_measuring(mbox, "mbox_clicked", visitor, ctx):
-            self.stats.activity_event(measured.activity_id, "clicks")
+            self.stats.activity_event(measured.activity_id, "clicks", measured.experience_id)
             if (measured.metric_on(mbox, "mbox_clicked") or {}).get("conversion"):
-                self.stats.activity_event(measured.activity_id, "conversions")
+                self.stats.activity_event(measured.activity_id, "conversions", measured.experience_id)
 
     def _decode_tokens(self, tokens: Iterable[Any], field: str) -> list[EventToken]:
         decoded = []
@@ -113,11 +113,11 @@ class Edge:
             if token.kind not in ("display", "click"):
                 continue  # a prefetch state token names a decision, not an event
             if token.kind == "click" or kind == "click":
-                self.stats.activity_event(token.activity_id, "clicks")
+                self.stats.activity_event(token.activity_id, "clicks", token.experience_id)
                 activity = self.catalog.activities.get(token.activity_id)
                 metric = Decision(token.mbox, activity).metric_on(token.mbox, "mbox_clicked") if activity else None
                 if metric and metric.get("conversion"):
-                    self.stats.activity_event(token.activity_id, "conversions")
+                    self.stats.activity_event(token.activity_id, "conversions", token.experience_id)
             else:
                 self.stats.impression(token.activity_id, token.experience_id, token.visitor, impression_id)
 
@@ -150,6 +150,7 @@ class Edge:
         name, visitor = body["mbox"], profile.visitor_key
         clicked = validation.boolean_flag(body.get("clicked"), "clicked") or name.endswith(CLICKED_SUFFIX)
         name = name.removesuffix(CLICKED_SUFFIX)
+        self.stats.mbox_requested(name, body.get("mboxParameters"))
         decision = self.decider.decide(name, visitor, ctx)
         if clicked:
             self._count_clicked(name, visitor, ctx)
@@ -187,6 +188,7 @@ class Edge:
         for entry in body.get("mboxes") or []:
             name = entry["mbox"]
             ctx = self._context(profile, call, entry.get("parameters"), None, {})
+            self.stats.mbox_requested(name.removesuffix(CLICKED_SUFFIX), entry.get("parameters"))
             if name.endswith(CLICKED_SUFFIX):
                 base = name[: -len(CLICKED_SUFFIX)]
                 self._count_clicked(base, visitor, ctx)
@@ -199,6 +201,7 @@ class Edge:
         prefetched = []
         for entry in body.get("prefetch") or []:
             ctx = self._context(profile, call, entry.get("parameters"), None, {})
+            self.stats.mbox_requested(entry["mbox"], entry.get("parameters"))
             decision = self.decider.decide(entry["mbox"], visitor, ctx)
             answer = {
                 "indexId": entry["indexId"],
@@ -245,6 +248,9 @@ class Edge:
         impression_id = body.get("impressionId")
 
         def ctx_for(details: dict[str, Any]) -> RuleContext:
+            self.stats.mbox_requested(
+                details.get("name", GLOBAL_MBOX).removesuffix(CLICKED_SUFFIX), details.get("parameters")
+            )
             url = (details.get("address") or {}).get("url") or page_url
             return self._context(profile, call, details.get("parameters"), url, geo)
 

@@ -1,6 +1,8 @@
-"""The edge's front door: counts Target API calls, limits concurrency per session, injects faults.
+"""The edge's front door: counts Target API calls, remembers the last one per route (method, path,
+query and headers, so tests can prove which credentials went upstream), limits concurrency per session,
+injects faults.
 
-Control calls (``/_emulator/*``) pass straight through, uncounted and never faulted.
+Control calls (``/_emulator/*``) pass straight through, uncounted, unrecorded and never faulted.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ _ROUTES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^/data/core/activation/"), "activation"),
     (re.compile(r"^/data/core/ups/"), "ups"),
     (re.compile(r"^/data/core/ais/"), "external_audiences"),
+    (re.compile(r"^/data/foundation/flowservice/"), "flowservice"),
 ]
 
 
@@ -112,12 +115,38 @@ def _session_of(scope: Scope, route: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """A call as it arrived; decoded only when asked for, so recording costs the hot path nothing."""
+
+    route: str
+    method: str
+    path: str
+    query: bytes
+    raw_headers: list[tuple[bytes, bytes]]
+
+    def document(self) -> dict[str, Any]:
+        headers: dict[str, str] = {}
+        for name, value in self.raw_headers:
+            key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        return {
+            "route": self.route,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query.decode("latin-1"),
+            "headers": headers,
+        }
+
+
 class EdgeFrontDoor:
     def __init__(self, app: ASGIApp, requests: Counter[str], faults: Faults) -> None:
         self.app = app
         self.requests = requests
         self.faults = faults
         self._in_flight: Counter[str] = Counter()
+        # route name -> the last call to it; "" -> the last call of all
+        self.last_requests: dict[str, RecordedRequest] = {}
 
     def set_faults(self, faults: Faults) -> None:
         self.faults = faults
@@ -134,6 +163,9 @@ class EdgeFrontDoor:
             await self.app(scope, receive, send)
             return
         self.requests[route] += 1
+        self.last_requests[route] = self.last_requests[""] = RecordedRequest(
+            route, scope["method"], scope["path"], scope.get("query_string", b""), scope.get("headers", [])
+        )
         faults = self.faults
         if faults.outage or (faults.reset_rate and random.random() < faults.reset_rate):
             await _drop_connection(send)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from proxy.emulator.catalog import now_iso
 
+MAX_ATTRIBUTE_NAMES = 10_000
+
 
 @dataclass(slots=True)
 class Attribute:
@@ -75,6 +77,8 @@ class ProfileStore:
         self._by_tnt: dict[str, Profile] = {}
         self._by_third_party: dict[str, Profile] = {}
         self._by_mcvid: dict[str, Profile] = {}
+        # Every attribute name written, for the Admin API's profile attribute list
+        self.attribute_names: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._by_tnt)
@@ -83,6 +87,7 @@ class ProfileStore:
         self._by_tnt.clear()
         self._by_third_party.clear()
         self._by_mcvid.clear()
+        self.attribute_names.clear()
 
     def by_tnt_id(self, tnt_id: str) -> Profile | None:
         return self._by_tnt.get(split_tnt_id(tnt_id)[0])
@@ -142,6 +147,8 @@ class ProfileStore:
     def write(self, profile: Profile, attributes: dict[str, str], cluster: int) -> None:
         now, stamp = self._clock(), now_iso()
         for name, value in attributes.items():
+            if len(self.attribute_names) < MAX_ATTRIBUTE_NAMES:
+                self.attribute_names.add(name)
             versions = profile.attributes.setdefault(name, [])
             versions.append(Attribute(str(value), cluster, now, stamp))
             # Values older than the newest one that reached every cluster can never be seen again.

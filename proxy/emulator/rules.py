@@ -115,6 +115,28 @@ def check_rule(rule: Any, where: str = "targetRule") -> None:
         raise RuleError(f"{where}.{operators[0]}: must be an array of values")
 
 
+def check_audience_rule(rule: Any, known: Callable[[int], bool], where: str = "audienceRule") -> set[int]:
+    """An ``audienceRule`` combines existing audiences by id: an id, ``{"and": [...]}``, ``{"or": [...]}``,
+    ``{"not": ...}``, or a bare array (all of them). Returns the ids it names; raises RuleError."""
+    if isinstance(rule, int) and not isinstance(rule, bool):
+        if not known(rule):
+            raise RuleError(f"{where}: audience {rule} does not exist")
+        return {rule}
+    if isinstance(rule, list):
+        rule = {"and": rule}
+    if not isinstance(rule, dict) or len(rule) != 1 or next(iter(rule)) not in ("and", "or", "not"):
+        raise RuleError(f"{where}: must be an audience id or one of and, or, not")
+    key, parts = next(iter(rule.items()))
+    if key == "not":
+        return check_audience_rule(parts, known, f"{where}.not")
+    if not isinstance(parts, list) or not parts:
+        raise RuleError(f"{where}.{key}: must be a non-empty array")
+    named: set[int] = set()
+    for index, part in enumerate(parts):
+        named |= check_audience_rule(part, known, f"{where}.{key}[{index}]")
+    return named
+
+
 def evaluate(rule: Mapping[str, Any], context: RuleContext) -> bool:
     if "and" in rule:
         return all(evaluate(part, context) for part in rule["and"])

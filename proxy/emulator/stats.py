@@ -1,9 +1,13 @@
-"""What the emulator counted: calls per route, impressions, notifications and their duplicates."""
+"""What the emulator counted: calls per route, impressions, notifications and their duplicates, IMS
+tokens issued, and the mboxes (with their parameter names) that delivery calls asked for."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from typing import Any
+
+MAX_SEEN_MBOXES = 10_000
 
 
 class BoundedSet:
@@ -40,6 +44,10 @@ class Stats:
         self.duplicates = 0
         self.by_activity: dict[int, Counter[str]] = defaultdict(Counter)
         self.by_experience: dict[tuple[int, int], int] = defaultdict(int)
+        self.experience_events: dict[tuple[int, int], Counter[str]] = defaultdict(Counter)
+        self.tokens_issued = 0
+        # mbox name -> (last requested, epoch seconds; parameter names seen), for the Admin API's mbox lists
+        self.mboxes: dict[str, tuple[float, set[str]]] = {}
         self._seen_notifications.clear()
         self._seen_impressions.clear()
 
@@ -60,14 +68,28 @@ class Stats:
         self.by_experience[(activity_id, experience_id)] += 1
         return True
 
-    def activity_event(self, activity_id: int, event: str) -> None:
+    def activity_event(self, activity_id: int, event: str, experience_id: int | None = None) -> None:
         self.by_activity[activity_id][event] += 1
+        if experience_id is not None:
+            self.experience_events[(activity_id, experience_id)][event] += 1
+
+    def mbox_requested(self, name: str, parameters: dict[str, Any] | None = None) -> None:
+        seen = self.mboxes.get(name)
+        if seen is None:
+            if len(self.mboxes) >= MAX_SEEN_MBOXES:
+                return
+            seen = self.mboxes[name] = (0.0, set())
+        names = seen[1]
+        if parameters:
+            names.update(parameters)
+        self.mboxes[name] = (time.time(), names)
 
     def document(self) -> dict[str, Any]:
         return {
             "requests": dict(self.requests),
             "impressions": self.impressions,
             "notifications": {"display": self.display, "click": self.click, "duplicates": self.duplicates},
+            "tokens_issued": self.tokens_issued,
             "activities": {
                 str(activity): {
                     **counts,

@@ -100,3 +100,59 @@ def assert_bad_request(response: httpx.Response, field: str) -> dict[str, Any]:
     assert body["field"] == field, body
     assert body["message"].startswith(f"{field}: "), body
     return body
+
+
+# --- management APIs: IMS, Target Admin, Experience Platform ---------------------------------------------
+
+CLIENT_ID = "emulator-client-id"
+CLIENT_SECRET = "emulator-client-secret"
+ORG_ID = "EMULATOR@AdobeOrg"
+TENANT = "demo"
+IMS_FORM = {
+    "grant_type": "client_credentials",
+    "client_id": CLIENT_ID,
+    "client_secret": CLIENT_SECRET,
+    "scope": "openid,AdobeID,target_sdk",
+}
+V2_ACCEPT = "application/vnd.adobe.adhoc.activation+json; version=2"
+
+
+def access_token(client: httpx.Client) -> str:
+    return ok(client.post("/ims/token/v3", data=IMS_FORM))["access_token"]
+
+
+def admin_headers(client: httpx.Client) -> dict[str, str]:
+    """What the Target Admin API needs: a fresh IMS token and the API key."""
+    return {"Authorization": f"Bearer {access_token(client)}", "x-api-key": CLIENT_ID}
+
+
+def platform_headers(client: httpx.Client, **extra: str) -> dict[str, str]:
+    """What Experience Platform needs: token, API key, IMS org and sandbox."""
+    return {**admin_headers(client), "x-gw-ims-org-id": ORG_ID, "x-sandbox-name": "prod", **extra}
+
+
+def advance(client: httpx.Client, seconds: float) -> None:
+    """Move the emulator's clock on: tokens expire, rate windows pass, AEP jobs progress."""
+    ok(client.post("/_emulator/clock", json={"advance_seconds": seconds}))
+
+
+def assert_admin_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """The Target Admin API's error body; returns its single error."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"httpStatus", "requestId", "requestTime", "errors"}, body
+    assert body["httpStatus"] == status and body["requestId"] and body["requestTime"].endswith("Z")
+    (error,) = body["errors"]
+    if code is not None:
+        assert error["errorCode"] == code, error
+    return error
+
+
+def assert_problem(response: httpx.Response, status: int, detail: str | None = None) -> dict[str, Any]:
+    """Experience Platform's RFC 7807-style body; ``detail`` must appear in its detail."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"type", "status", "title", "detail"} and body["status"] == status, body
+    if detail is not None:
+        assert detail in body["detail"], body
+    return body
