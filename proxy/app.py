@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from proxy import metrics
 from proxy.activation import ActivationGuard
 from proxy.admin import AdminRoutes
 from proxy.auth import ClientKeys
@@ -22,6 +23,8 @@ from proxy.delivery import DeliveryRoutes
 from proxy.errors import EXCEPTION_HANDLERS
 from proxy.health import Health
 from proxy.hotpath import HotPaths
+from proxy.logs import AccessLog
+from proxy.metrics import CounterSync, RequestObserver, metrics_response
 from proxy.notifications.flusher import Flusher
 from proxy.notifications.queue import NotificationQueue
 from proxy.notifications.store import NotificationStore
@@ -35,6 +38,7 @@ from proxy.upstream import Upstream
 
 logger = logging.getLogger("proxy")
 SWEEP_INTERVAL_S = 60.0
+METRICS_INTERVAL_S = 2.0
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Gateway:
     tokens: TokenProvider
     guard: ActivationGuard
     admin_budget: CallBudget
+    access_log: AccessLog
 
 
 def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotonic) -> Gateway:
@@ -92,7 +97,31 @@ def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotoni
         tokens=TokenProvider(settings, upstream),
         guard=ActivationGuard(settings.activation_job_timeout_seconds),
         admin_budget=CallBudget(settings.admin_calls_per_minute, settings.admin_queue_seconds),
+        access_log=AccessLog(
+            settings.access_log, settings.log_visitor_salt.get_secret_value() if settings.log_visitor_salt else None
+        ),
     )
+
+
+def refresh_metrics(gateway: Gateway, sync: CounterSync) -> None:
+    """Copy what the gateway counts into the Prometheus registry."""
+    cache = gateway.cache.counters
+    sync.add(metrics.CACHE_LOOKUPS.labels("hit"), "", cache.hits)
+    sync.add(metrics.CACHE_LOOKUPS.labels("miss"), "", cache.misses)
+    sync.add(metrics.CACHE_LOOKUPS.labels("stale"), "", cache.stale_served)
+    sync.add(metrics.CACHE_EVICTIONS, "", cache.evictions)
+    metrics.CACHE_ENTRIES.set(gateway.cache.entries)
+    metrics.CACHE_BYTES.set(gateway.cache.bytes)
+    metrics.SESSIONS.set(len(gateway.sessions))
+    queue = gateway.queue.counters
+    for outcome in ("accepted", "flushed", "ridden", "failed", "retried", "dead_lettered"):
+        sync.add(metrics.NOTIFICATIONS.labels(outcome), "", getattr(queue, outcome))
+    if gateway.store.opened:
+        metrics.BACKLOG.set(gateway.store.depth())
+        metrics.BACKLOG_AGE.set(gateway.store.oldest_age())
+    sync.add(metrics.RATE_LIMITED.labels("admin"), "", gateway.admin_budget.rejected)
+    sync.add(metrics.RATE_LIMITED.labels("activation"), "", gateway.guard.refused)
+    metrics.TOKEN_AVAILABLE.set(1 if gateway.tokens.available else 0)
 
 
 async def sweep_forever(gateway: Gateway) -> None:
@@ -100,6 +129,13 @@ async def sweep_forever(gateway: Gateway) -> None:
         await asyncio.sleep(SWEEP_INTERVAL_S)
         gateway.sessions.sweep()
         gateway.cache.sweep()
+
+
+async def refresh_forever(refresh: Callable[[], None]) -> None:
+    # With several workers a scrape reads every process's last copy: keep them recent.
+    while True:
+        await asyncio.sleep(METRICS_INTERVAL_S)
+        refresh()
 
 
 def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.monotonic) -> GatewayApp:
@@ -120,22 +156,29 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     admin = AdminRoutes(
         settings, gateway.upstream, gateway.tokens, gateway.keys, gateway.cache, gateway.guard, gateway.admin_budget
     )
+    sync = CounterSync()
+
+    def refresh() -> None:
+        refresh_metrics(gateway, sync)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.upstream.start()
         gateway.store.open()
         gateway.flusher.start()
-        sweeper = asyncio.create_task(sweep_forever(gateway))
+        gateway.access_log.start()
+        background = [asyncio.create_task(sweep_forever(gateway)), asyncio.create_task(refresh_forever(refresh))]
         try:
             yield
         finally:
-            sweeper.cancel()
+            for task in background:
+                task.cancel()
             left = await gateway.flusher.stop(settings.shutdown_grace_seconds)
             if left:
                 logger.warning("%d notification(s) kept in %s for the next start", left, settings.notification_store)
             gateway.store.close()
             await gateway.upstream.close()
+            gateway.access_log.stop()
 
     routes = [
         Route(
@@ -149,6 +192,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         Route("/m2/{client}/v2/profile/batchStatus", profiles.batch_status, methods=["GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/metrics", metrics_response(refresh), methods=["GET"]),
         *operations.routes(),
         *admin.routes(),
     ]
@@ -156,16 +200,49 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     app.state.gateway = gateway
     hot = HotPaths(app, settings.max_body_bytes)
     delivery.mount(hot)
-    return GatewayApp(hot, app)
+    return GatewayApp(hot, app, RequestObserver(gateway.access_log))
 
 
 class GatewayApp:
-    """The ASGI entry point: delivery calls take the hot path, everything else the Starlette app."""
+    """The ASGI entry point: delivery calls take the hot path, everything else the Starlette app; every
+    request is counted, timed and logged by its route."""
 
-    def __init__(self, hot: HotPaths, app: Starlette) -> None:
+    def __init__(self, hot: HotPaths, app: Starlette, observe: RequestObserver) -> None:
         self.hot = hot
         self.app = app
         self.state = app.state
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.hot(scope, receive, send)
+        if scope["type"] != "http":
+            await self.hot(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.hot(scope, receive, sending)
+        finally:
+            self.observe(
+                scope["method"],
+                route_of(scope),
+                status,
+                time.perf_counter() - started,
+                scope.get("proxy.cache"),
+                scope.get("proxy.visitor"),
+            )
+
+
+def route_of(scope: Scope) -> str:
+    """The route template, so that metric labels stay few whatever the paths."""
+    route = scope.get("proxy.route")
+    if route is not None:
+        return str(route)
+    matched = scope.get("route")
+    return str(getattr(matched, "path", "unmatched"))

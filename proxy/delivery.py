@@ -101,11 +101,11 @@ class DeliveryRoutes:
         self.flight = SingleFlight()
 
     def mount(self, paths: HotPaths) -> None:
-        paths.prefix("/rest/v1/mbox/", self.single_mbox)
-        paths.exact("/rest/v1/mbox", self.single_mbox)
-        paths.exact("/rest/v2/batchmbox", self.batch_mbox)
-        paths.exact("/rest/v2/batchmbox/", self.batch_mbox)
-        paths.exact("/rest/v1/delivery", self.delivery)
+        paths.prefix("/rest/v1/mbox/", self.single_mbox, "/rest/v1/mbox/{sessionId}")
+        paths.exact("/rest/v1/mbox", self.single_mbox, "/rest/v1/mbox")
+        paths.exact("/rest/v2/batchmbox", self.batch_mbox, "/rest/v2/batchmbox")
+        paths.exact("/rest/v2/batchmbox/", self.batch_mbox, "/rest/v2/batchmbox")
+        paths.exact("/rest/v1/delivery", self.delivery, "/rest/v1/delivery")
 
     # --- upstream ------------------------------------------------------------------------------------
 
@@ -208,10 +208,12 @@ class DeliveryRoutes:
         record = self.sessions.resolve(ids.keys(client), supplied)
         if ids.tnt_id:
             record.tnt_id = ids.tnt_id
+        incoming.visitor = record.visitor
         asked: str = body["mbox"]
         clicked = validation.boolean_flag(body.get("clicked"), "clicked") or asked.endswith(CLICKED)
         name = asked.removesuffix(CLICKED)
         if validation.boolean_flag(body.get("mboxTrace"), "mboxTrace"):
+            incoming.cache = "bypass"
             return await self.forward_single(incoming, body, record, client)
         context = translate.single_context(body)
         visitor = record.visitor
@@ -221,6 +223,7 @@ class DeliveryRoutes:
             served = None
             if entry is not None and entry.click_tokens:
                 served = await self.serve_cached(body, record, client, entry, "click", impression_id)
+            incoming.cache = "hit" if served else "bypass"
             return served or await self.forward_single(incoming, body, record, client)
         self.planner.asked(client, name)
         plain = not (body.get("profileParameters") or body.get("order"))
@@ -228,7 +231,9 @@ class DeliveryRoutes:
             entry = self.cache.lookup(client, visitor, context, name)
             served = entry and await self.serve_cached(body, record, client, entry, "display", impression_id)
             if served:
+                incoming.cache = "hit"
                 return served
+        incoming.cache = "miss" if plain else "bypass"
         request = translate.single_to_delivery(body, upstream_ids(record, body), self.planner.plan(client, [name]))
         miss = Miss(client, record, request, context, {"client": client})
         try:
@@ -237,12 +242,15 @@ class DeliveryRoutes:
                 entry = self.cache.lookup(client, record.visitor or "", context, name)
                 served = entry and await self.serve_cached(body, record, client, entry, "display", impression_id)
                 if served:
+                    incoming.cache = "coalesced"
                     return served
                 document = await self.fetch(incoming, miss)
         except ApiError as exc:
             if exc.status not in UNAVAILABLE:
                 raise
+            incoming.cache = "stale"
             return await self.single_fallback(body, record, client, name, impression_id, exc)
+        incoming.visitor = record.visitor
         content = translate.option_content(translate.executed_options(document))
         return answer(self.single_document(body, record, content))
 
@@ -361,18 +369,22 @@ class DeliveryRoutes:
         record = self.sessions.resolve(ids.keys(client), supplied)
         if ids.tnt_id:
             record.tnt_id = ids.tnt_id
+        incoming.visitor = record.visitor
         notes: list[dict[str, Any]] = body.get("notifications") or []
         accepted = bool(notes and record.visitor)
         if accepted:
             await self.accept(record, client, body.get("id"), notes)
             body = {k: v for k, v in body.items() if k != "notifications"}
             if not body.get("execute") and not body.get("prefetch"):
+                incoming.cache = "accepted"
                 return answer(self.delivery_document(body, record, client, notes))
         context = delivery_context(body)
         if context is not None and record.visitor:
             hit = await self.delivery_from_cache(body, record, client, context, notes if accepted else [])
             if hit is not None:
+                incoming.cache = "hit"
                 return hit
+        incoming.cache = "miss" if context is not None else "bypass"
         return await self.delivery_miss(incoming, body, record, client, params, context, notes if accepted else [])
 
     def delivery_document(

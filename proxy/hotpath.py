@@ -30,6 +30,9 @@ class Incoming:
     client_host: str | None
     body: bytes
     _query: dict[str, str] | None = field(default=None, repr=False)
+    # For the request log: how the cache answered, and for whom.
+    cache: str | None = None
+    visitor: str | None = None
 
     @property
     def query(self) -> dict[str, str]:
@@ -54,24 +57,24 @@ class HotPaths:
     def __init__(self, fallback: ASGIApp, max_body_bytes: int) -> None:
         self.fallback = fallback
         self.max_body_bytes = max_body_bytes
-        self._exact: dict[str, Handler] = {}
-        self._prefixes: dict[str, Handler] = {}
+        self._exact: dict[str, tuple[Handler, str]] = {}
+        self._prefixes: dict[str, tuple[Handler, str]] = {}
 
-    def exact(self, path: str, handler: Handler) -> None:
-        self._exact[path] = handler
+    def exact(self, path: str, handler: Handler, route: str) -> None:
+        self._exact[path] = (handler, route)
 
-    def prefix(self, prefix: str, handler: Handler) -> None:
-        self._prefixes[prefix] = handler
+    def prefix(self, prefix: str, handler: Handler, route: str) -> None:
+        self._prefixes[prefix] = (handler, route)
 
-    def _match(self, path: str) -> tuple[Handler, str | None] | None:
-        handler = self._exact.get(path)
-        if handler is not None:
-            return handler, None
+    def _match(self, path: str) -> tuple[Handler, str, str | None] | None:
+        found = self._exact.get(path)
+        if found is not None:
+            return found[0], found[1], None
         head, slash, tail = path.rpartition("/")
         if slash and tail:
-            handler = self._prefixes.get(head + "/")
-            if handler is not None:
-                return handler, tail
+            found = self._prefixes.get(head + "/")
+            if found is not None:
+                return found[0], found[1], tail
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -82,7 +85,9 @@ class HotPaths:
         if matched is None:
             await self.fallback(scope, receive, send)
             return
-        handler, path_param = matched
+        handler, route, path_param = matched
+        scope["proxy.route"] = route
+        incoming = None
         try:
             headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
             body = await self._read_body(headers, receive)
@@ -101,6 +106,8 @@ class HotPaths:
         except Exception:
             logger.exception("unhandled error on POST %s", scope["path"])
             outgoing = Outgoing(500, error_body(500, "internal error"))
+        if incoming is not None:
+            scope["proxy.cache"], scope["proxy.visitor"] = incoming.cache, incoming.visitor
         await respond(send, outgoing)
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     config: Path | None = None
     log_level: str = "info"
+    # One JSON line per request on stdout (written by a background thread)
+    access_log: bool = True
+    # Key of the visitor hash in the request log; random per process when unset
+    log_visitor_salt: SecretStr | None = None
 
     # Upstream: where connections go. Empty means the embedded emulator for `serve`, and the edge
     # host itself over HTTPS when `upstream_direct` is set.

@@ -10,6 +10,7 @@ connection could not be opened (nothing was sent), and idempotent ones on any tr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +22,7 @@ from pyreqwest.exceptions import ConnectError, RequestError, RequestTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from proxy.errors import ApiError
+from proxy.metrics import UPSTREAM_CALLS, UPSTREAM_SECONDS
 from proxy.settings import Settings
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -43,6 +45,8 @@ class Upstream:
         self.timeout_ms = settings.upstream_timeout_ms
         self.retries = settings.upstream_retries
         self._client: Client | None = None
+        self._kinds: dict[str, str] = {}
+        self._metrics: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     async def start(self) -> None:
         settings = self.settings
@@ -112,9 +116,36 @@ class Upstream:
             builder = builder.body_bytes(body)
         if timeout_ms:
             builder = builder.timeout(timedelta(milliseconds=timeout_ms))
-        response = await builder.build().send()
-        payload = await response.bytes()
+        started = time.perf_counter()
+        try:
+            response = await builder.build().send()
+            payload = await response.bytes()
+        except BaseException:
+            self._observe(host, time.perf_counter() - started, "failed")
+            raise
+        self._observe(host, time.perf_counter() - started, "ok" if response.status < 400 else "error")
         return UpstreamResponse(response.status, response.headers, payload.to_bytes())
+
+    def _observe(self, host: str, seconds: float, outcome: str) -> None:
+        kind = self._kinds.get(host)
+        if kind is None:
+            kind = self._kinds[host] = self._kind_of(host)
+        key = (kind, outcome)
+        metrics = self._metrics.get(key)
+        if metrics is None:
+            metrics = self._metrics[key] = (UPSTREAM_SECONDS.labels(kind), UPSTREAM_CALLS.labels(kind, outcome))
+        metrics[0].observe(seconds)
+        metrics[1].inc()
+
+    def _kind_of(self, host: str) -> str:
+        """A metric label that stays bounded whatever the host: edge, admin, platform or ims."""
+        if host.endswith(".tt.omtrdc.net"):
+            return "edge"
+        if host == self.settings.admin_host:
+            return "admin"
+        if host == self.settings.platform_host:
+            return "platform"
+        return "ims" if "adobelogin" in host or host in self.settings.ims_url else "other"
 
     @staticmethod
     def _retryable(method: str, exc: BaseException) -> bool:

@@ -139,6 +139,10 @@ class NotificationStore:
             self._db = None
 
     @property
+    def opened(self) -> bool:
+        return self._db is not None
+
+    @property
     def db(self) -> sqlite3.Connection:
         assert self._db is not None, "notification store is not open"
         return self._db

@@ -1,0 +1,109 @@
+"""Structured JSON logs: one object per line, for the gateway's own messages and one per request.
+
+The request log is written by a background thread: a request only puts a small tuple on a bounded
+queue (dropped, and counted, if the writer falls behind). Visitors appear as a keyed hash, never by
+their ids; no header, query or body is logged, so neither are secrets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import queue
+import secrets
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+import orjson
+
+ACCESS_QUEUE_BOUND = 100_000
+
+
+class JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            document["error"] = self.formatException(record.exc_info)
+        return orjson.dumps(document).decode()
+
+
+def configure(level: str, stream: TextIO = sys.stderr) -> None:
+    """JSON for every logger, uvicorn's included."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JSONFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+
+
+class AccessLog:
+    """One JSON line per request: route, status, latency, cache outcome, a hash of the visitor."""
+
+    def __init__(self, enabled: bool, salt: str | None = None, stream: TextIO = sys.stdout) -> None:
+        self.enabled = enabled
+        self.dropped = 0
+        self._key = (salt or secrets.token_hex(16)).encode()
+        self._stream = stream
+        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=ACCESS_QUEUE_BOUND)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.enabled and self._thread is None:
+            self._thread = threading.Thread(target=self._write, name="access-log", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(5)
+            self._thread = None
+
+    def record(
+        self, method: str, route: str, status: int, seconds: float, cache: str | None, visitor: str | None
+    ) -> None:
+        if not self.enabled:
+            return
+        try:
+            self._queue.put_nowait((time.time(), method, route, status, seconds, cache, visitor))
+        except queue.Full:
+            self.dropped += 1
+
+    def visitor_hash(self, visitor: str) -> str:
+        return hmac.new(self._key, visitor.encode(), hashlib.sha256).hexdigest()[:16]
+
+    def _write(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            at, method, route, status, seconds, cache, visitor = item
+            line: dict[str, Any] = {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z",
+                "kind": "request",
+                "method": method,
+                "route": route,
+                "status": status,
+                "ms": round(seconds * 1000, 3),
+            }
+            if cache:
+                line["cache"] = cache
+            if visitor:
+                line["visitor"] = self.visitor_hash(visitor)
+            try:
+                self._stream.write(orjson.dumps(line).decode() + "\n")
+                if self._queue.empty():
+                    self._stream.flush()
+            except (OSError, ValueError):
+                self.dropped += 1
