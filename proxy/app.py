@@ -9,11 +9,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import orjson
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from proxy import metrics
+from proxy import logs, metrics, openapi
 from proxy.activation import ActivationGuard
 from proxy.admin import AdminRoutes
 from proxy.auth import ClientKeys
@@ -98,7 +101,10 @@ def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotoni
         guard=ActivationGuard(settings.activation_job_timeout_seconds),
         admin_budget=CallBudget(settings.admin_calls_per_minute, settings.admin_queue_seconds),
         access_log=AccessLog(
-            settings.access_log, settings.log_visitor_salt.get_secret_value() if settings.log_visitor_salt else None
+            settings.access_log,
+            settings.log_visitor_salt.get_secret_value()
+            if settings.log_visitor_salt
+            else logs.stored_salt(settings.notification_store.parent / "log-salt"),
         ),
     )
 
@@ -151,8 +157,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         gateway.queue,
     )
     profiles = ProfileRoutes(settings, gateway.upstream, gateway.sessions, gateway.keys)
-    health = Health(settings, gateway.upstream)
-    operations = OperationRoutes(gateway.keys, gateway.sessions, gateway.cache, gateway.queue)
+    health = Health(settings, gateway.upstream, gateway.cache, gateway.store, gateway.tokens)
+    operations = OperationRoutes(gateway.keys, gateway.sessions, gateway.cache, gateway.queue, health)
     admin = AdminRoutes(
         settings, gateway.upstream, gateway.tokens, gateway.keys, gateway.cache, gateway.guard, gateway.admin_budget
     )
@@ -193,6 +199,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", metrics_response(refresh), methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
         *operations.routes(),
         *admin.routes(),
     ]
@@ -201,6 +208,20 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     hot = HotPaths(app, settings.max_body_bytes)
     delivery.mount(hot)
     return GatewayApp(hot, app, RequestObserver(gateway.access_log))
+
+
+OPENAPI = orjson.dumps(openapi.document())
+
+
+async def openapi_json(request: Request) -> Response:
+    return Response(OPENAPI, media_type="application/json")
+
+
+def create_worker_app() -> GatewayApp:
+    """The factory each worker process calls: its settings come from the environment."""
+    settings = load_settings()
+    logs.configure(settings.log_level)
+    return create_app(settings)
 
 
 class GatewayApp:

@@ -119,7 +119,7 @@ def run_gateway(args: argparse.Namespace) -> None:
 
             server.run(create_app(settings), sock, settings)
         else:
-            server.run("proxy.app:create_app", sock, settings, workers=settings.workers)
+            server.run("proxy.app:create_worker_app", sock, settings, workers=settings.workers)
     finally:
         if emulator is not None:
             emulator.terminate()

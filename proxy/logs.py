@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import queue
 import secrets
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
@@ -42,10 +44,30 @@ def configure(level: str, stream: TextIO = sys.stderr) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # The gateway writes its own request log (AccessLog); uvicorn's would repeat it without the details.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
+
+
+def stored_salt(path: Path) -> str:
+    """A secret kept beside the gateway's state, so every worker and restart hashes a visitor alike."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        salt = secrets.token_hex(16)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another worker was first
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(salt)
+        return salt
 
 
 class AccessLog:

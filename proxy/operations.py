@@ -1,31 +1,42 @@
-"""``/_proxy/...``: operating the gateway (cache and queue status, cache purges). Operator scope."""
+"""``/_proxy/...``: operating the gateway: the status page, cache and queue status, cache purges.
+Everything but the page itself needs a key with the operator scope."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from proxy import validation
 from proxy.auth import ClientKeys
 from proxy.bodies import JSONAnswer
 from proxy.cache import InMemoryContentCache
+from proxy.health import Health
 from proxy.notifications.queue import NotificationQueue
 from proxy.sessions import InMemorySessionStore
+from proxy.status_page import PAGE
 from proxy.visitors import VisitorIds
 
 
 class OperationRoutes:
     def __init__(
-        self, keys: ClientKeys, sessions: InMemorySessionStore, cache: InMemoryContentCache, queue: NotificationQueue
+        self,
+        keys: ClientKeys,
+        sessions: InMemorySessionStore,
+        cache: InMemoryContentCache,
+        queue: NotificationQueue,
+        health: Health,
     ) -> None:
         self.keys = keys
         self.sessions = sessions
         self.cache = cache
         self.queue = queue
+        self.health = health
 
     def routes(self) -> list[Route]:
         return [
+            Route("/_proxy/", self.page, methods=["GET"]),
+            Route("/_proxy/status", self.status, methods=["GET"]),
             Route("/_proxy/cache", self.cache_status, methods=["GET"]),
             Route("/_proxy/cache", self.purge_all, methods=["DELETE"]),
             Route("/_proxy/cache/visitors", self.purge_visitor, methods=["DELETE"]),
@@ -62,6 +73,22 @@ class OperationRoutes:
             "retried": counters.retried,
             "deadLettered": counters.dead_lettered,
         }
+
+    async def page(self, request: Request) -> Response:
+        return HTMLResponse(PAGE)
+
+    async def status(self, request: Request) -> Response:
+        """Everything the status page shows."""
+        self.keys.require(request, "operator")
+        checks = await self.health.checks()
+        return JSONAnswer(
+            {
+                "ready": all(check["ok"] for check in checks.values()),
+                "checks": checks,
+                "cache": self.cache_document(),
+                "queue": self.queue_document(),
+            }
+        )
 
     async def cache_status(self, request: Request) -> Response:
         self.keys.require(request, "operator")

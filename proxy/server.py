@@ -7,14 +7,17 @@ and lets several workers share one listening socket.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from proxy import logs
 from proxy.settings import Settings, to_environ
 
 
@@ -43,7 +46,8 @@ def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config
         loop="uvloop",
         http="httptools",
         lifespan="on",
-        access_log=False,
+        access_log=False,  # the gateway writes its own request log
+        log_config=None,  # and formats uvicorn's messages as JSON too (proxy.logs)
         log_level=settings.log_level,
         timeout_graceful_shutdown=30,
         **extra,
@@ -52,13 +56,18 @@ def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config
 
 def run(app: Any, sock: socket.socket, settings: Settings, workers: int = 1) -> None:
     """Serve until SIGINT/SIGTERM. With several workers ``app`` must be an import string of a factory."""
+    logs.configure(settings.log_level)
     if workers == 1:
         uvicorn.Server(uvicorn_config(app, settings)).run(sockets=[sock])
         return
     os.environ.update(to_environ(settings))
+    # Each worker writes its metrics here; a scrape of any worker adds them all up.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="target-proxy-metrics-")
     config = uvicorn_config(app, settings, factory=True, workers=workers)
-    server = uvicorn.Server(config)
-    Multiprocess(config, target=server.run, sockets=[sock]).run()
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def spawn_emulator(sock: socket.socket, settings: Settings) -> subprocess.Popen[bytes]:

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # One JSON line per request on stdout (written by a background thread)
     access_log: bool = True
-    # Key of the visitor hash in the request log; random per process when unset
+    # Key of the visitor hash in the request log; unset, a random one kept beside the notification store
     log_visitor_salt: SecretStr | None = None
 
     # Upstream: where connections go. Empty means the embedded emulator for `serve`, and the edge
@@ -43,7 +43,6 @@ class Settings(BaseSettings):
     upstream: str | None = None
     upstream_direct: bool = False
     client: str = "demo"
-    organization_id: str | None = None
     upstream_timeout_ms: int = Field(3000, ge=1)
     upstream_connect_timeout_ms: int = Field(1000, ge=1)
     upstream_pool_size: int = Field(256, ge=1)

@@ -92,7 +92,12 @@ def gateway(gateway_connection: httpx.Client, emulator: httpx.Client) -> httpx.C
 @pytest.fixture
 def gateway_settings(emulator_url: str, tmp_path: Path) -> dict[str, object]:
     """Settings for a gateway built in the test process, on the reset emulator, with its own store."""
-    return {"upstream": emulator_url, "notification_store": tmp_path / "notifications.db", "client_keys": CLIENT_KEYS}
+    return {
+        "upstream": emulator_url,
+        "notification_store": tmp_path / "notifications.db",
+        "client_keys": CLIENT_KEYS,
+        "access_log": False,  # the test process's output is pytest's
+    }
 
 
 @pytest.fixture

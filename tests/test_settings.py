@@ -1,0 +1,85 @@
+"""Settings: one object from the command line, TARGET_PROXY_* variables and a TOML file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proxy.settings import Settings, SettingsError, load_settings, read_toml, to_environ
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "proxy" / "config.example.toml"
+
+
+def test_command_line_beats_environment_beats_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('port = 9001\nclient = "from-file"\nlog_level = "debug"\n[cache]\nmax_entries = 77\n')
+    monkeypatch.setenv("TARGET_PROXY_CONFIG", str(config))
+    monkeypatch.setenv("TARGET_PROXY_CLIENT", "from-env")
+    monkeypatch.setenv("TARGET_PROXY_PORT", "9002")
+    settings = load_settings({"port": 9003, "workers": None})
+    assert settings.port == 9003
+    assert settings.client == "from-env"
+    assert settings.log_level == "debug"
+    assert settings.cache_max_entries == 77, "a TOML table is a prefix"
+    assert settings.workers == 1
+
+
+def test_errors_name_the_setting_and_where_to_set_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TARGET_PROXY_PORT", "eighty")
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    message = str(error.value)
+    assert "'port'" in message and "TARGET_PROXY_PORT" in message and "--port" in message
+
+
+@pytest.mark.parametrize(
+    ("values", "setting"),
+    [
+        ({"log_level": "loud"}, "log_level"),
+        ({"upstream": "ftp://example"}, "upstream"),
+        ({"client_keys": {"short": ["operator"]}}, "client_keys"),
+        ({"client_keys": {"a-long-enough-key-01": ["root"]}}, "client_keys"),
+        ({"notification_sync": "sometimes"}, "notification_sync"),
+        ({"nonsense": 1}, "nonsense"),
+    ],
+)
+def test_bad_values_are_refused(values: dict[str, object], setting: str) -> None:
+    with pytest.raises(SettingsError, match=f"'{setting}'"):
+        load_settings(values)
+
+
+def test_the_example_file_covers_every_setting_and_loads() -> None:
+    text = EXAMPLE.read_text()
+    missing = [name for name in Settings.model_fields if name != "config" and name not in text]
+    assert missing == []
+    settings = Settings(**read_toml(EXAMPLE))
+    assert settings.prefetch_groups["demo"][0] == "home-hero"
+    assert all(len(key) >= 16 for key in settings.client_keys)
+
+
+def test_workers_rebuild_the_same_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Settings(
+        port=9100, prefetch_groups={"demo": ["a", "b"]}, ims_client_secret="s3cret", client_keys={"k" * 16: ["admin"]}
+    )
+    for name, value in to_environ(original).items():
+        monkeypatch.setenv(name, value)
+    rebuilt = load_settings()
+    assert rebuilt.model_dump() == original.model_dump()
+    assert rebuilt.ims_client_secret is not None and rebuilt.ims_client_secret.get_secret_value() == "s3cret"
+
+
+def test_a_bad_setting_stops_the_command_with_a_clear_message(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy", "serve", "--port", "0"],
+        env={"TARGET_PROXY_WORKERS": "0", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "invalid setting 'workers'" in result.stderr
+    assert "Traceback" not in result.stderr
