@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import orjson
@@ -25,6 +25,8 @@ RUNNING_EXPORTS = ("NEW", "PROCESSING")
 FINISHED_RUNS = frozenset({"success", "succeeded", "failed", "cancelled", "canceled"})
 
 Fetch = Callable[[str], Awaitable[Any]]
+# A run the gateway started: (order, run id, status path, started at)
+Running = tuple[str, str, str, float]
 
 
 @dataclass(slots=True)
@@ -38,8 +40,8 @@ class ActivationGuard:
     def __init__(self, job_timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.job_timeout_s = job_timeout_s
         self.clock = clock
-        # audience -> (order, run id, status path, started at); a job is forgotten after job_timeout_s.
-        self._running: dict[str, tuple[str, str, str, float]] = {}
+        # audience -> the run started for it; forgotten once it ends, or after job_timeout_s.
+        self._running: dict[str, Running] = {}
         self._admitting: set[str] = set()
         self.refused = 0
 
@@ -63,25 +65,34 @@ class ActivationGuard:
             )
         await self._refuse_running(audiences, fetch)
         await self._refuse_exporting(audiences, fetch)
+        # Nothing is awaited from here on: a job started for one of these audiences meanwhile shows now.
         busy = audiences & self._admitting
         if busy:
             self.refused += 1
             raise ApiError(409, f"an ad-hoc activation job for audience {sorted(busy)[0]} is being started")
+        for audience in sorted(audiences & self._running.keys()):
+            self._refuse(audience, self._running[audience])
         self._admitting |= audiences
         return Job(audiences)
 
     async def _refuse_running(self, audiences: set[str], fetch: Fetch) -> None:
+        """Refuse an audience whose run goes on; forget the runs that have ended."""
         now = self.clock()
         for audience in sorted(audiences):
             running = self._running.get(audience)
             if running is None:
                 continue
-            order, run, status_path, started = running
+            _, _, status_path, started = running
             if now - started > self.job_timeout_s or await self._finished(status_path, fetch):
-                del self._running[audience]
+                if self._running.get(audience) == running:  # another caller may have forgotten it, or replaced it
+                    del self._running[audience]
                 continue
-            self.refused += 1
-            raise ApiError(409, f"Run already going on for audience {audience} for order {order} with run id {run}")
+            self._refuse(audience, running)
+
+    def _refuse(self, audience: str, running: Running) -> NoReturn:
+        order, run, _, _ = running
+        self.refused += 1
+        raise ApiError(409, f"Run already going on for audience {audience} for order {order} with run id {run}")
 
     @staticmethod
     async def _finished(status_path: str, fetch: Fetch) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from starlette.requests import Request
@@ -79,12 +80,14 @@ PLATFORM_PATHS = [
 CLIENT_HEADERS = ("content-type", "accept")
 ANSWER_HEADERS = ("content-type", "retry-after", "location")
 CATALOG_CHANGES = re.compile(r"^/(activities|offers|audiences|batch)\b")
+# What a path segment may carry unencoded (RFC 3986 pchar); the rest goes upstream %-encoded again.
+PATH_SAFE = "/:@!$&'()*+,;="
 
 
 def check_path(request: Request) -> str:
     """The decoded path, refused if it could point anywhere but where it says."""
     raw = request.scope.get("raw_path", b"").lower()
-    path = request.url.path
+    path: str = request.scope["path"]
     if b"%2f" in raw or b"%5c" in raw or b"%2e" in raw or "\\" in path:
         raise ApiError(400, "path: encoded slashes and dots are not allowed", "path")
     segments = path.split("/")[1:]
@@ -140,13 +143,28 @@ class AdminRoutes:
     async def forward(
         self, request: Request, host: str, path: str, body: bytes | None, *, platform: bool
     ) -> UpstreamResponse:
-        """Send with the gateway's credentials; once more with a fresh token if upstream refused it."""
+        """The client's call, to ``host`` with the gateway's credentials."""
         headers = {name: value for name in CLIENT_HEADERS if (value := request.headers.get(name)) is not None}
         query = f"?{request.url.query}" if request.url.query else ""
+        # Encoded once more, so that upstream decodes the very path checked here (%252F stays a "%2F").
+        target = quote(path, safe=PATH_SAFE) + query
+        return await self.send(request.method, host, target, body, headers, platform=platform)
+
+    async def send(
+        self,
+        method: str,
+        host: str,
+        path_and_query: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        *,
+        platform: bool,
+    ) -> UpstreamResponse:
+        """Send with the gateway's credentials; once more with a fresh token if upstream refused it."""
         for attempt in range(2):
             credentials = await self.tokens.headers(platform=platform)
             response = await self.upstream.request(
-                request.method, host, path + query, body=body, headers={**headers, **credentials}
+                method, host, path_and_query, body=body, headers={**headers, **credentials}
             )
             if response.status != 401 or attempt:
                 return response
@@ -164,15 +182,22 @@ class AdminRoutes:
             raise ApiError(404, f"{rest} is not a Target Admin API path this gateway forwards", "path")
         body = await self.body(request)
         await self.budget.spend(batch_size(body) if rest.rstrip("/") == "/batch" else 1)
-        response = await self.forward(request, self.settings.admin_host, path, body, platform=False)
-        if request.method != "GET" and 200 <= response.status < 300 and CATALOG_CHANGES.match(rest):
-            self.invalidate(rest, response)
+        change = request.method != "GET" and CATALOG_CHANGES.match(rest) is not None
+        try:
+            response = await self.forward(request, self.settings.admin_host, path, body, platform=False)
+        except ApiError:
+            if change:  # no answer (a timeout, a lost connection): the change may have been made all the same
+                self.cache.purge_all()
+            raise
+        if change and 200 <= response.status < 300:
+            self.invalidate(request.method, rest, response)
         return passthrough(response)
 
-    def invalidate(self, rest: str, response: UpstreamResponse) -> None:
-        """Clear what a change can affect: an activity's mboxes when the answer names them, else all."""
+    def invalidate(self, method: str, rest: str, response: UpstreamResponse) -> None:
+        """Clear what a change can affect: the mboxes of an activity created or deleted, as the answer names
+        them; else all (an update may have moved an activity off mboxes that only upstream still knows)."""
         mboxes: list[str] = []
-        if rest.startswith("/activities"):
+        if rest.startswith("/activities") and method in ("POST", "DELETE"):
             try:
                 document = orjson.loads(response.body)
                 mboxes = [m["name"] for m in document.get("locations", {}).get("mboxes", [])]
@@ -206,8 +231,7 @@ class AdminRoutes:
 
     async def check_exports(self, path_and_query: str) -> Any:
         """A GET on the platform with the gateway's credentials, for the activation guard."""
-        credentials = await self.tokens.headers(platform=True)
-        response = await self.upstream.request("GET", self.settings.platform_host, path_and_query, headers=credentials)
+        response = await self.send("GET", self.settings.platform_host, path_and_query, None, {}, platform=True)
         if response.status != 200:
             return None
         try:

@@ -8,6 +8,7 @@ is the form field ``batch`` holding that CSV, URL-encoded as the API wants.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 import sys
@@ -46,6 +47,11 @@ class Summary:
         if len(self.failures) > 20:
             lines.append(f"  ... and {len(self.failures) - 20} more")
         return lines
+
+
+def tags(text: str) -> dict[str, str]:
+    """The simple elements of an XML answer, their text unescaped (a status link's ``&amp;`` is ``&``)."""
+    return {name: html.unescape(value) for name, value in TAG.findall(text)}
 
 
 def encode_row(row: list[str]) -> str:
@@ -112,7 +118,7 @@ class Uploader:
         """Send one batch; returns its status link."""
         body = ("batch=" + quote_plus(csv_text)).encode()
         url = f"{self.gateway}/m2/{quote_plus(self.client)}/v2/profile/batchUpdate"
-        answer = dict(TAG.findall(self.send("POST", url, body, "application/x-www-form-urlencoded")))
+        answer = tags(self.send("POST", url, body, "application/x-www-form-urlencoded"))
         if answer.get("success") != "true" or not answer.get("batchStatus"):
             raise UploadError(f"batch refused: {answer.get('message') or 'no reason given'}")
         link = urlsplit(answer["batchStatus"])
@@ -123,8 +129,8 @@ class Uploader:
         deadline = time.monotonic() + self.timeout_s
         while True:
             text = self.send("GET", status_url)
-            rows = PROFILE.findall(text)
-            state = dict(TAG.findall(text)).get("status", "")
+            rows = [(html.unescape(identity), html.unescape(status)) for identity, status in PROFILE.findall(text)]
+            state = tags(text).get("status", "")
             if state == "complete" or (rows and all(status != "pending" for _, status in rows)):
                 return rows
             if time.monotonic() > deadline:

@@ -54,7 +54,8 @@ class TokenProvider:
     async def token(self) -> str:
         if self._token is not None and self.clock() < self._refresh_at:
             return self._token
-        if self._refreshing is None:
+        if self._refreshing is None or self._refreshing.done():
+            # A fetch left done (its callers gone before it ended) is not reused: its token is the old one.
             self._refreshing = asyncio.ensure_future(self._fetch())
         refreshing = self._refreshing
         try:

@@ -1,8 +1,9 @@
 """Call budgets for upstream APIs that allow N calls a minute (Target Admin and bulk profile: 50).
 
 A sliding window: never more than N calls in any 60 seconds, because upstream counts that way and
-answers 503 beyond. Callers over the budget wait their turn in order, up to a bound; past it they get
-429 with the Retry-After at which a slot frees.
+answers 503 beyond. Upstream counts a call when it arrives, a moment after it leaves here, so a slot is
+held a little longer than the window. Callers over the budget take the next free slot in arrival order
+and wait for it, up to a bound; past it they get 429 at once, with the Retry-After at which a slot frees.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from collections.abc import Callable
 from proxy.errors import ApiError
 
 WINDOW_S = 60.0
+# How much later than it leaves here a call may reach upstream, and still count in upstream's window.
+ARRIVAL_MARGIN_S = 1.0
+HELD_S = WINDOW_S + ARRIVAL_MARGIN_S
 
 
 class CallBudget:
@@ -23,13 +27,13 @@ class CallBudget:
         self.per_minute = per_minute
         self.max_wait_s = max_wait_s
         self.clock = clock
+        # When each call of the window is (or, for callers waiting their turn, will be) made; in order.
         self._calls: deque[float] = deque()
-        self._lock = asyncio.Lock()
         self.rejected = 0
         self.waited = 0
 
     def _prune(self, now: float) -> None:
-        while self._calls and now - self._calls[0] >= WINDOW_S:
+        while self._calls and now - self._calls[0] >= HELD_S:
             self._calls.popleft()
 
     def _wait_for(self, calls: int, now: float) -> float:
@@ -37,27 +41,25 @@ class CallBudget:
         overflow = len(self._calls) + calls - self.per_minute
         if overflow <= 0:
             return 0.0
-        return self._calls[overflow - 1] + WINDOW_S - now
+        return max(0.0, self._calls[overflow - 1] + HELD_S - now)
 
     async def spend(self, calls: int = 1) -> None:
         """Take ``calls`` slots (a Target batch request counts each of its operations)."""
         if calls > self.per_minute:
             raise ApiError(400, f"a request may make at most {self.per_minute} calls a minute, not {calls}")
-        async with self._lock:  # first come, first served
-            now = self.clock()
-            self._prune(now)
-            wait = self._wait_for(calls, now)
-            if wait > self.max_wait_s:
-                self.rejected += 1
-                retry = math.ceil(wait)
-                raise ApiError(
-                    429,
-                    f"upstream allows {self.per_minute} calls a minute; try again in {retry} s",
-                    headers={"Retry-After": str(retry)},
-                )
-            if wait > 0:
-                self.waited += 1
-                await asyncio.sleep(wait)
-            now = self.clock()
-            self._prune(now)
-            self._calls.extend([now] * calls)
+        now = self.clock()
+        self._prune(now)
+        wait = self._wait_for(calls, now)
+        if wait > self.max_wait_s:
+            self.rejected += 1
+            retry = math.ceil(wait)
+            raise ApiError(
+                429,
+                f"upstream allows {self.per_minute} calls a minute; try again in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
+        # The slots are taken at once, first come first served: whoever comes next queues behind them.
+        self._calls.extend([now + wait] * calls)
+        if wait > 0:
+            self.waited += 1
+            await asyncio.sleep(wait)

@@ -6,7 +6,7 @@ import csv
 import io
 import itertools
 from dataclasses import dataclass, field
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qs
 
 from proxy.emulator.profiles import ProfileStore
 from proxy.errors import ApiError
@@ -27,6 +27,15 @@ class Batch:
     rows: list[tuple[str, str]] = field(default_factory=list)
 
 
+def batch_file(body: str) -> str:
+    """The CSV of a request body: the ``batch`` field of an application/x-www-form-urlencoded form (names and
+    values URL-encoded, as documented), or a file sent as it stands, which its raw line breaks give away."""
+    if "\n" in body.strip():
+        return body.removeprefix("batch=")
+    fields = parse_qs(body, keep_blank_values=True)
+    return fields["batch"][0] if "batch" in fields else body
+
+
 def parse_batch(raw: bytes) -> tuple[str, list[str], list[list[str]]]:
     """The id column kind, the attribute names and the rows of a batch file."""
     if len(raw) > MAX_BATCH_BYTES:
@@ -35,10 +44,7 @@ def parse_batch(raw: bytes) -> tuple[str, list[str], list[list[str]]]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "batch: must be UTF-8 text", "batch") from None
-    if text.startswith("batch="):
-        text = text[len("batch=") :]
-        if "\n" not in text and "%0A" in text.upper():
-            text = unquote_plus(text)
+    text = batch_file(text)
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if not header:
