@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import orjson
 from cachetools import LRUCache
 
 # Fixed costs of the Python objects around each entry, measured with sys.getsizeof and tracemalloc.
@@ -25,9 +26,13 @@ VISITOR_OVERHEAD = 400
 
 
 class CachedMbox:
-    """One prefetched mbox: its options (without event tokens) and the tokens to notify with."""
+    """One prefetched mbox: its options (without event tokens), and the tokens to notify with.
 
-    __slots__ = ("click_tokens", "display_tokens", "metrics_json", "name", "options_json", "state")
+    Everything is kept as a few compact bytes objects: an entry lives for a whole session among many
+    others, and small objects scattered through memory cost more than their size.
+    """
+
+    __slots__ = ("events", "has_click", "has_display", "metrics_json", "name", "options_json")
 
     def __init__(
         self,
@@ -38,23 +43,28 @@ class CachedMbox:
         click_tokens: tuple[str, ...],
         state: str | None,
     ) -> None:
-        self.name = name
+        self.name = sys.intern(name)
         self.options_json = options_json
         self.metrics_json = metrics_json
-        self.display_tokens = display_tokens
-        self.click_tokens = click_tokens
-        self.state = state
+        self.events = bytes(memoryview(orjson.dumps([display_tokens, click_tokens, state])))
+        self.has_display = bool(display_tokens)
+        self.has_click = bool(click_tokens)
+
+    def tokens(self, kind: str) -> tuple[list[str], str | None]:
+        """The event tokens of a display or a click, and the mbox's state token."""
+        display, click, state = orjson.loads(self.events)
+        return (click if kind == "click" else display), state
+
+    @property
+    def display_tokens(self) -> tuple[str, ...]:
+        return tuple(self.tokens("display")[0])
+
+    @property
+    def click_tokens(self) -> tuple[str, ...]:
+        return tuple(self.tokens("click")[0])
 
     def size(self) -> int:
-        tokens = sum(len(t) for t in self.display_tokens) + sum(len(t) for t in self.click_tokens)
-        return (
-            ENTRY_OVERHEAD
-            + sys.getsizeof(self.name)
-            + len(self.options_json)
-            + len(self.metrics_json)
-            + tokens
-            + len(self.state or "")
-        )
+        return ENTRY_OVERHEAD + len(self.options_json) + len(self.metrics_json) + len(self.events)
 
 
 @dataclass(slots=True)

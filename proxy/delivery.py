@@ -221,7 +221,7 @@ class DeliveryRoutes:
         if clicked:
             entry = self.cache.lookup(client, visitor, context, name) if visitor else None
             served = None
-            if entry is not None and entry.click_tokens:
+            if entry is not None and entry.has_click:
                 served = await self.serve_cached(body, record, client, entry, "click", impression_id)
             incoming.cache = "hit" if served else "bypass"
             return served or await self.forward_single(incoming, body, record, client)
@@ -291,9 +291,8 @@ class DeliveryRoutes:
     ) -> Outgoing | None:
         """Answer from a cache entry once the view (or click) it shows is queued for upstream; None
         when the queue has no room, so that the caller lets upstream count it instead."""
-        tokens = entry.click_tokens if kind == "click" else entry.display_tokens
         try:
-            if tokens:
+            if entry.has_click if kind == "click" else entry.has_display:
                 await self.notify_views(record, client, body, [view_notification(kind, entry, impression_id)])
         except BacklogFull:
             return None
@@ -420,7 +419,7 @@ class DeliveryRoutes:
             entries.append(entry)
         if record.tnt_id is None:
             return None
-        views = [view_notification("display", e, body.get("impressionId")) for e in entries if e.display_tokens]
+        views = [view_notification("display", e, body.get("impressionId")) for e in entries if e.has_display]
         try:
             await self.notify_views(record, client, body.get("id"), views)
         except BacklogFull:

@@ -91,6 +91,12 @@ def option_content(options: list[dict[str, Any]]) -> str:
     return ""
 
 
+def compact_json(value: Any) -> bytes:
+    """JSON bytes to keep: orjson's result holds a 4 KB allocation, whatever its length, so what stays
+    in memory for long is copied to an object of its own size."""
+    return bytes(memoryview(orjson.dumps(value)))
+
+
 def cached_mbox(prefetched: dict[str, Any]) -> CachedMbox:
     """A cache entry from one prefetched mbox of a Delivery API answer."""
     options = []
@@ -105,8 +111,8 @@ def cached_mbox(prefetched: dict[str, Any]) -> CachedMbox:
     click_tokens = tuple(m["eventToken"] for m in metrics if m.get("type") == "click" and m.get("eventToken"))
     return CachedMbox(
         name=prefetched["name"],
-        options_json=orjson.dumps(options),
-        metrics_json=orjson.dumps(metrics),
+        options_json=compact_json(options),
+        metrics_json=compact_json(metrics),
         display_tokens=tuple(display_tokens),
         click_tokens=click_tokens,
         state=prefetched.get("state"),

@@ -28,15 +28,15 @@ class Counters:
 
 def view_notification(kind: str, entry: CachedMbox, impression_id: str | None = None) -> dict[str, Any]:
     """The notification that counts one display (or click) of a cached mbox."""
-    tokens = entry.click_tokens if kind == "click" else entry.display_tokens
+    tokens, state = entry.tokens(kind)
     mbox: dict[str, str] = {"name": entry.name}
-    if entry.state:
-        mbox["state"] = entry.state
+    if state:
+        mbox["state"] = state
     note: dict[str, Any] = {
         "id": uuid.uuid4().hex,
         "type": kind,
         "timestamp": int(time.time() * 1000),
-        "tokens": list(tokens),
+        "tokens": tokens,
         "mbox": mbox,
     }
     if impression_id:
