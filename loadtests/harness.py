@@ -14,9 +14,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
@@ -36,41 +35,43 @@ def pinned(command: list[str], core: str | None) -> list[str]:
 
 
 class Server:
-    """A server process on a free loopback port, found from the address it prints."""
+    """A server process on a free loopback port, found from the address it prints.
+
+    Its output goes to a temporary file, not a pipe: a server that logs every request (the gateway's
+    request log) would otherwise need this process to read it, on the load generator's core."""
 
     def __init__(self, args: list[str], core: str | None, kind: str, env: dict[str, str] | None = None) -> None:
         self.command = pinned(args, core)
         self.kind = kind
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.url = ""
-        self.process: subprocess.Popen[str] | None = None
-        self.log: list[str] = []
+        self.process: subprocess.Popen[bytes] | None = None
+        self.output = Path(tempfile.mkstemp(prefix=f"target-proxy-{kind}-", suffix=".log")[1])
+
+    @property
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
 
     def __enter__(self) -> Server:
-        self.process = subprocess.Popen(
-            self.command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=self.env,
-            start_new_session=True,
-        )
-        found = threading.Event()
-
-        def pump() -> None:
-            assert self.process is not None and self.process.stdout is not None
-            for line in self.process.stdout:
-                self.log.append(line)
-                match = LISTENING.search(line)
-                if match and match.group(1) == self.kind:
-                    self.url = match.group(2)
-                    found.set()
-            found.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not found.wait(30) or not self.url:
-            self.__exit__()
-            raise RuntimeError(f"{self.command} did not start:\n{''.join(self.log)}")
+        with self.output.open("wb") as sink:
+            self.process = subprocess.Popen(
+                self.command, stdout=sink, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            )
+        deadline = time.monotonic() + 30
+        with self.output.open("rb") as source:
+            seen = b""
+            while not self.url:
+                seen += source.read()
+                for match in LISTENING.finditer(seen.decode(errors="replace")):
+                    if match.group(1) == self.kind:
+                        self.url = match.group(2)
+                if self.url:
+                    break
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    log = self.log
+                    self.__exit__()
+                    raise RuntimeError(f"{self.command} did not start:\n{log}")
+                time.sleep(0.02)
         deadline = time.monotonic() + 15
         while True:
             try:
@@ -93,6 +94,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
+        self.output.unlink(missing_ok=True)
 
     def rss_bytes(self) -> int:
         """Resident memory of the server process tree (the gateway may have worker children)."""
@@ -119,8 +121,8 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def emulator(core: str | None) -> Server:
-    return Server([sys.executable, "-m", "proxy", "emulator", "--port", "0"], core, "emulator")
+def emulator(core: str | None, *extra: str) -> Server:
+    return Server([sys.executable, "-m", "proxy", "emulator", "--port", "0", *extra], core, "emulator")
 
 
 def echo(core: str | None) -> Server:
@@ -227,17 +229,151 @@ def wrk(
     )
 
 
-def lua_post(path: str, body_format: str) -> str:
-    """A wrk script POSTing ``body_format`` (a Lua format string taking thread id and counter) to path,
-    with ``%d``-style placeholders also allowed in the path."""
+def lua_post(path: str, body_format: str, args: tuple[str, ...] = ("tid", "counter"), prelude: str = "") -> str:
+    """A wrk script POSTing ``body_format`` (a Lua format string) to path, with ``%d``-style placeholders
+    also allowed in the path. Both are formatted with ``args``, Lua expressions over the thread id
+    ``tid`` and the per-thread request ``counter`` (1, 2, ...), after ``prelude`` (Lua declarations)."""
+    values = ", ".join(args)
     return f"""
+{prelude}
 local counter = 0
 local next_id = 0
 setup = function(thread) thread:set("tid", next_id); next_id = next_id + 1 end
 request = function()
   counter = counter + 1
-  local body = string.format('{body_format}', tid, counter)
-  local path = string.format('{path}', tid, counter)
+  local body = string.format('{body_format}', {values})
+  local path = string.format('{path}', {values})
   return wrk.format("POST", path, {{["Content-Type"] = "application/json"}}, body)
 end
 """
+
+
+# --- the gateway answering from memory -----------------------------------------------------------
+
+# Every miss of client "demo" prefetches these (the demo catalog's mboxes that have activities).
+PREFETCH_GROUP = (
+    "home-hero",
+    "home-banner",
+    "product-reco",
+    "kiosk-welcome",
+    "tv-rail-1",
+    "tv-rail-2",
+    "checkout-promo",
+)
+OPERATOR_KEY = "loadtests-operator-key"
+SINGLE_MBOX_PATH = "/rest/v1/mbox?client=demo"
+RESULTS = HERE / "results"
+
+
+def gateway_env(directory: str | Path, **settings: object) -> dict[str, str]:
+    """Settings for a gateway that prefetches ``PREFETCH_GROUP``, keeps its notification store in
+    ``directory`` and lets ``OPERATOR_KEY`` read /_proxy/*; ``settings`` add TARGET_PROXY_* values."""
+    env = {
+        "TARGET_PROXY_PREFETCH_GROUPS": json.dumps({"demo": list(PREFETCH_GROUP)}),
+        "TARGET_PROXY_CLIENT_KEYS": json.dumps({OPERATOR_KEY: ["operator"]}),
+        "TARGET_PROXY_NOTIFICATION_STORE": str(Path(directory) / "notifications.db"),
+    }
+    for name, value in settings.items():
+        env[f"TARGET_PROXY_{name.upper()}"] = json.dumps(value) if isinstance(value, dict | list) else str(value)
+    return env
+
+
+def operator(gateway: Server, what: str) -> dict[str, object]:
+    """``GET /_proxy/<what>`` (cache or queue) with the operator key."""
+    response = httpx.get(f"{gateway.url}/_proxy/{what}", headers={"Authorization": f"Bearer {OPERATOR_KEY}"})
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def emulator_stats(emulator: Server) -> dict[str, object]:
+    response = httpx.get(f"{emulator.url}/_emulator/stats")
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def drain(gateway: Server, within: float) -> dict[str, object]:
+    """Wait until the gateway's notification queue is empty (or ``within`` seconds pass); its counters."""
+    deadline = time.monotonic() + within
+    while True:
+        queue = operator(gateway, "queue")
+        if queue["depth"] == 0 or time.monotonic() > deadline:
+            return queue
+        time.sleep(0.25)
+
+
+def pin_self(core: str) -> None:
+    """Keep this process (the benchmark's own client work) on ``core``, away from the server measured."""
+    if int(core) < (os.cpu_count() or 1):
+        os.sched_setaffinity(0, {int(core)})
+
+
+@dataclass
+class Budget:
+    """One budget line: what was measured against what it may be."""
+
+    name: str
+    measured: float
+    budget: float
+    at_least: bool  # True: measured >= budget passes; False: measured <= budget passes
+    unit: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.measured >= self.budget if self.at_least else self.measured <= self.budget
+
+    def line(self) -> str:
+        sign = ">=" if self.at_least else "<="
+        return (
+            f"{self.name}: {self.measured:g}{self.unit} / budget {sign} {self.budget:g}{self.unit} / "
+            f"{'PASS' if self.passed else 'SHORT'}"
+        )
+
+
+def cpu_seconds() -> tuple[float, float, float]:
+    """CPU seconds the machine's processes used and the hypervisor stole, and this process's own with its
+    reaped children. (Interrupt time is left out: loopback traffic is counted there, not to a process.)"""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, _irq, _softirq, steal = fields
+    tick = os.sysconf("SC_CLK_TCK")
+    own = sum(os.times()[:4])
+    return (user + nice + system) / tick, steal / tick, own
+
+
+STARTED = (time.monotonic(), *cpu_seconds())
+
+
+def other_load() -> dict[str, float]:
+    """Cores kept busy, on average since this module was loaded, by processes other than this benchmark
+    and the servers and load generators it started and reaped (call it after they have exited), and
+    cores stolen by the hypervisor. Other work on the machine skews every figure, ratios included."""
+    began, busy, steal, own = STARTED
+    now_busy, now_steal, now_own = cpu_seconds()
+    elapsed = max(time.monotonic() - began, 1e-9)
+    return {
+        "other_cores": round(max(0.0, (now_busy - busy) - (now_own - own)) / elapsed, 3),
+        "stolen_cores": round((now_steal - steal) / elapsed, 3),
+    }
+
+
+def report(name: str, budgets: list[Budget], figures: dict[str, object]) -> Path:
+    """Print one line per budget and write everything to loadtests/results/<name>.json."""
+    RESULTS.mkdir(exist_ok=True)
+    machine = other_load()
+    document = {
+        "benchmark": name,
+        "budgets": [{**asdict(b), "passed": b.passed} for b in budgets],
+        "pass": all(b.passed for b in budgets),
+        "machine": machine,
+        **figures,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    for budget in budgets:
+        print(budget.line())
+    if machine["other_cores"] > 0.1 or machine["stolen_cores"] > 0.1:
+        print(
+            f"note: other processes kept {machine['other_cores']} cores busy on average and the hypervisor stole "
+            f"{machine['stolen_cores']}: the figures are skewed, run again on a quiet machine"
+        )
+    print(f"results: {path}")
+    return path
