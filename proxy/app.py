@@ -35,6 +35,7 @@ from proxy.operations import OperationRoutes
 from proxy.prefetch import PrefetchPlanner
 from proxy.profiles import ProfileRoutes
 from proxy.ratelimit import CallBudget
+from proxy.runtime import tune_gc
 from proxy.sessions import InMemorySessionStore, SessionLimiter
 from proxy.settings import Settings, load_settings
 from proxy.upstream import Upstream
@@ -144,7 +145,7 @@ async def refresh_forever(refresh: Callable[[], None]) -> None:
         refresh()
 
 
-def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.monotonic) -> GatewayApp:
+def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.monotonic) -> HotPaths:
     settings = settings or load_settings()
     gateway = build_gateway(settings, clock)
     delivery = DeliveryRoutes(
@@ -205,9 +206,11 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
     app.state.gateway = gateway
-    hot = HotPaths(app, settings.max_body_bytes)
+    observe = RequestObserver(gateway.access_log)
+    hot = HotPaths(ObservedApp(app, observe), settings.max_body_bytes, observe)
+    hot.state = app.state
     delivery.mount(hot)
-    return GatewayApp(hot, app, RequestObserver(gateway.access_log))
+    return hot
 
 
 OPENAPI = orjson.dumps(openapi.document())
@@ -217,26 +220,26 @@ async def openapi_json(request: Request) -> Response:
     return Response(OPENAPI, media_type="application/json")
 
 
-def create_worker_app() -> GatewayApp:
+def create_worker_app() -> HotPaths:
     """The factory each worker process calls: its settings come from the environment."""
     settings = load_settings()
     logs.configure(settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    tune_gc()
+    return app
 
 
-class GatewayApp:
-    """The ASGI entry point: delivery calls take the hot path, everything else the Starlette app; every
-    request is counted, timed and logged by its route."""
+class ObservedApp:
+    """The Starlette app, with every request counted, timed and logged by its route (the hot path
+    records its own)."""
 
-    def __init__(self, hot: HotPaths, app: Starlette, observe: RequestObserver) -> None:
-        self.hot = hot
+    def __init__(self, app: Starlette, observe: RequestObserver) -> None:
         self.app = app
-        self.state = app.state
         self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.hot(scope, receive, send)
+            await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500
@@ -248,22 +251,12 @@ class GatewayApp:
             await send(message)
 
         try:
-            await self.hot(scope, receive, sending)
+            await self.app(scope, receive, sending)
         finally:
-            self.observe(
-                scope["method"],
-                route_of(scope),
-                status,
-                time.perf_counter() - started,
-                scope.get("proxy.cache"),
-                scope.get("proxy.visitor"),
-            )
+            self.observe(scope["method"], route_of(scope), status, time.perf_counter() - started, None, None)
 
 
 def route_of(scope: Scope) -> str:
     """The route template, so that metric labels stay few whatever the paths."""
-    route = scope.get("proxy.route")
-    if route is not None:
-        return str(route)
     matched = scope.get("route")
     return str(getattr(matched, "path", "unmatched"))

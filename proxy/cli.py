@@ -116,8 +116,11 @@ def run_gateway(args: argparse.Namespace) -> None:
     try:
         if settings.workers == 1:
             from proxy.app import create_app
+            from proxy.runtime import tune_gc
 
-            server.run(create_app(settings), sock, settings)
+            app = create_app(settings)
+            tune_gc()
+            server.run(app, sock, settings)
         else:
             server.run("proxy.app:create_worker_app", sock, settings, workers=settings.workers)
     finally:

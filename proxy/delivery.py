@@ -149,7 +149,10 @@ class DeliveryRoutes:
         if riders:
             request = {
                 **request,
-                "notifications": [*request.get("notifications", []), *(r.payload for r in riders)],
+                "notifications": [
+                    *request.get("notifications", []),
+                    *(orjson.Fragment(r.payload_json) for r in riders),
+                ],
             }
         try:
             document = await self.call(incoming, record, client, path, request)

@@ -1,4 +1,5 @@
-"""A thin ASGI layer for the delivery routes, in front of the Starlette application.
+"""A thin ASGI layer for the delivery routes, in front of the Starlette application (and the ASGI
+entry point of the gateway).
 
 Every delivery call passes here, so it skips what it does not need of Starlette's request, response,
 routing and middleware objects (measured at about a third of a cached answer's time); every other
@@ -8,8 +9,10 @@ path goes to the Starlette app unchanged. Errors are the same JSON documents eit
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -37,7 +40,7 @@ class Incoming:
     @property
     def query(self) -> dict[str, str]:
         if self._query is None:
-            self._query = dict(parse_qsl(self.query_string, keep_blank_values=True))
+            self._query = parse_query(self.query_string)
         return self._query
 
 
@@ -49,14 +52,31 @@ class Outgoing:
 
 
 Handler = Callable[[Incoming], Awaitable[Outgoing]]
+Observer = Callable[[str, str, int, float, str | None, str | None], None]
+
+
+def parse_query(query: str) -> dict[str, str]:
+    """``a=1&b=x%20y`` -> ``{"a": "1", "b": "x y"}``; decoding only the parts that need it."""
+    if not query:
+        return {}
+    if "%" in query or "+" in query:
+        return dict(parse_qsl(query, keep_blank_values=True))
+    found = {}
+    for part in query.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            found[name] = value
+    return found
 
 
 class HotPaths:
     """Exact paths and one-segment prefixes (``/rest/v1/mbox/{sessionId}``) for POST handlers."""
 
-    def __init__(self, fallback: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, fallback: ASGIApp, max_body_bytes: int, observe: Observer) -> None:
         self.fallback = fallback
         self.max_body_bytes = max_body_bytes
+        self.observe = observe
+        self.state: Any = None  # the application's state, for whoever holds the entry point
         self._exact: dict[str, tuple[Handler, str]] = {}
         self._prefixes: dict[str, tuple[Handler, str]] = {}
 
@@ -86,7 +106,7 @@ class HotPaths:
             await self.fallback(scope, receive, send)
             return
         handler, route, path_param = matched
-        scope["proxy.route"] = route
+        started = time.perf_counter()
         incoming = None
         try:
             headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
@@ -106,9 +126,11 @@ class HotPaths:
         except Exception:
             logger.exception("unhandled error on POST %s", scope["path"])
             outgoing = Outgoing(500, error_body(500, "internal error"))
-        if incoming is not None:
-            scope["proxy.cache"], scope["proxy.visitor"] = incoming.cache, incoming.visitor
-        await respond(send, outgoing)
+        try:
+            await respond(send, outgoing)
+        finally:
+            cache, visitor = (incoming.cache, incoming.visitor) if incoming is not None else (None, None)
+            self.observe("POST", route, outgoing.status, time.perf_counter() - started, cache, visitor)
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         declared = headers.get("content-length")

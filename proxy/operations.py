@@ -63,7 +63,7 @@ class OperationRoutes:
     def queue_document(self) -> dict[str, object]:
         store, counters = self.queue.store, self.queue.counters
         return {
-            "depth": store.count(),
+            "depth": store.depth(),
             "oldestAgeSeconds": round(store.oldest_age(), 3),
             "maxBacklog": store.max_backlog,
             "accepted": counters.accepted,

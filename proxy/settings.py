@@ -67,12 +67,12 @@ class Settings(BaseSettings):
     default_content: dict[str, str] = Field(default_factory=dict)
 
     # Notifications
-    notification_store: Path = Path("var/notifications.db")
+    notification_store: Path = Path("var/notifications")
     notification_dead_letters: Path | None = None
     notification_sync: str = "normal"
     notification_batch_size: int = Field(50, ge=1, le=1000)
     notification_max_delay_ms: int = Field(30_000, ge=0)
-    notification_max_backlog: int = Field(1_000_000, ge=1)
+    notification_max_backlog: int = Field(200_000, ge=1)
     notification_max_attempts: int = Field(100, ge=1)
     notification_retry_base_ms: int = Field(500, ge=1)
     notification_retry_cap_ms: int = Field(300_000, ge=1)

@@ -23,8 +23,14 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.blake2b(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
 
 
+NO_CONTEXT = "-"
+
+
 def single_context(body: dict[str, Any]) -> str:
+    """The context of a single mbox request: its mbox parameters and where it comes from."""
     location = body.get("requestLocation") or {}
+    if not location and not body.get("mboxParameters"):
+        return NO_CONTEXT  # a device that sends only its identity: the common case, kept cheap
     return fingerprint(
         body.get("mboxParameters") or {},
         location.get("pageURL"),

@@ -249,9 +249,17 @@ def visitor_id(value: Any, field: str = "id") -> dict[str, Any]:
 # --- Single mbox API: POST /rest/v1/mbox/{sessionId}?client=C ---------------------------------------
 
 
+IDENTITY_ONLY = frozenset({"mbox", "tntId", "thirdPartyId", "marketingCloudVisitorId"})
+
+
 def single_mbox(body: Any) -> dict[str, Any]:
     body = require_object(body)
     mbox_name(body.get("mbox"), "mbox", 249)
+    if body.keys() <= IDENTITY_ONLY:  # what a kiosk sends with every view: check only that
+        tnt_id(body.get("tntId"), "tntId", 127)
+        text(body.get("thirdPartyId"), "thirdPartyId", 127)
+        text(body.get("marketingCloudVisitorId"), "marketingCloudVisitorId", 127)
+        return body
     boolean_flag(body.get("clicked"), "clicked")
     boolean_flag(body.get("mboxTrace"), "mboxTrace")
     tnt_id(body.get("tntId"), "tntId", 127)

@@ -55,7 +55,7 @@ def gateway_env(state_dir: Path, **settings: object) -> dict[str, str]:
     """Environment for a gateway process: test client keys, its own notification store, more settings."""
     env = {
         "TARGET_PROXY_CLIENT_KEYS": orjson.dumps(CLIENT_KEYS).decode(),
-        "TARGET_PROXY_NOTIFICATION_STORE": str(state_dir / "notifications.db"),
+        "TARGET_PROXY_NOTIFICATION_STORE": str(state_dir / "notifications"),
     }
     for name, value in settings.items():
         env[f"TARGET_PROXY_{name.upper()}"] = value if isinstance(value, str) else orjson.dumps(value).decode()
@@ -94,7 +94,7 @@ def gateway_settings(emulator_url: str, tmp_path: Path) -> dict[str, object]:
     """Settings for a gateway built in the test process, on the reset emulator, with its own store."""
     return {
         "upstream": emulator_url,
-        "notification_store": tmp_path / "notifications.db",
+        "notification_store": tmp_path / "notifications",
         "client_keys": CLIENT_KEYS,
         "access_log": False,  # the test process's output is pytest's
     }

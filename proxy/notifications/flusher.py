@@ -30,6 +30,7 @@ from proxy.upstream import Upstream, UpstreamResponse
 logger = logging.getLogger("proxy.notifications")
 RETRYABLE_4XX = frozenset({408, 420, 429})
 CONCURRENT_GROUPS = 16
+RESCAN_S = 60.0
 
 
 class Flusher:
@@ -84,14 +85,20 @@ class Flusher:
                 sent = await asyncio.wait_for(self.flush(max_delay_s=0.0), left)
             except TimeoutError:
                 break
-            if self.store.count() == 0:
+            if self.store.depth() == 0:
                 return 0
             if not sent:  # what is left waits for a retry time or another holder's lease
                 await asyncio.sleep(max(0.0, min(self.tick_s, deadline - time.monotonic())))
-        return self.store.count()
+        return self.store.depth()
 
     async def _run(self) -> None:
+        rescanned = time.monotonic()
         while not self._stopping.is_set():
+            if time.monotonic() - rescanned > RESCAN_S:
+                # What worker processes that are gone left waiting; and old segments of the log.
+                self.store.adopt()
+                self.store.tidy()
+                rescanned = time.monotonic()
             # The backlog of an earlier run is due at once, whatever its age.
             max_delay_s = min(self.max_delay_s, self.store.clock() - self._started_at)
             try:
@@ -99,7 +106,8 @@ class Flusher:
             except Exception:
                 logger.exception("notification flush failed; trying again")
                 sent = 0
-            if sent >= CONCURRENT_GROUPS:  # a full pass: more groups are due, go on at once
+            if sent >= CONCURRENT_GROUPS:  # a full pass: more groups are due, go on once requests had a turn
+                await asyncio.sleep(0)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.tick_s)
@@ -125,7 +133,11 @@ class Flusher:
 
     async def deliver(self, pending: Sequence[Pending]) -> None:
         first = pending[0]
-        body = {"id": first.ids, "context": {"channel": "web"}, "notifications": [p.payload for p in pending]}
+        body = {
+            "id": orjson.Fragment(first.ids_json),
+            "context": {"channel": "web"},
+            "notifications": [orjson.Fragment(p.payload_json) for p in pending],
+        }
         path = "/rest/v1/delivery?" + urlencode({"client": first.client, "sessionId": first.session_id})
         try:
             response = await self.upstream.request(

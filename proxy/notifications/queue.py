@@ -1,19 +1,21 @@
-"""What the delivery routes do with notifications: build them, accept them, let them ride along."""
+"""What the gateway does with notifications: build them, accept them, let them ride along, settle them."""
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from cachetools import LRUCache
 
 from proxy.cache import CachedMbox
 from proxy.notifications.store import Group, NewNotification, NotificationStore, Pending
 
 RIDE_LEASE_S = 30.0
+# Notification ids: unique per process start (a random prefix) and cheap (a counter, no system call).
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count(1)
 
 
 @dataclass(slots=True)
@@ -33,7 +35,7 @@ def view_notification(kind: str, entry: CachedMbox, impression_id: str | None = 
     if state:
         mbox["state"] = state
     note: dict[str, Any] = {
-        "id": uuid.uuid4().hex,
+        "id": f"{_ID_PREFIX}-{next(_ID_COUNTER):x}",
         "type": kind,
         "timestamp": int(time.time() * 1000),
         "tokens": tokens,
@@ -45,13 +47,10 @@ def view_notification(kind: str, entry: CachedMbox, impression_id: str | None = 
 
 
 class NotificationQueue:
-    def __init__(self, store: NotificationStore, batch_size: int, max_tracked: int = 100_000) -> None:
+    def __init__(self, store: NotificationStore, batch_size: int) -> None:
         self.store = store
         self.batch_size = batch_size
         self.counters = Counters()
-        # Visitors this process queued notifications for lately: only their misses look for riders,
-        # so the other misses cost no store access. A visitor forgotten here is left to the flusher.
-        self._waiting: LRUCache[Group, None] = LRUCache(maxsize=max_tracked)
 
     async def add(
         self,
@@ -66,18 +65,11 @@ class NotificationQueue:
         if not notes:
             return
         await self.store.add([NewNotification(client, visitor, session_id, edge_host, ids, note) for note in notes])
-        self._waiting[Group(client, visitor, session_id)] = None
         self.counters.accepted += len(notes)
 
     def ride(self, client: str, visitor: str, session_id: str) -> list[Pending]:
         """Lease the visitor's waiting notifications to a delivery call about to go upstream."""
-        group = Group(client, visitor, session_id)
-        if group not in self._waiting:
-            return []
-        riders = self.store.claim(group, self.batch_size, RIDE_LEASE_S, due_only=False)
-        if len(riders) < self.batch_size:
-            self._waiting.pop(group, None)
-        return riders
+        return self.store.claim(Group(client, visitor, session_id), self.batch_size, RIDE_LEASE_S, due_only=False)
 
     def settle_ride(self, riders: Sequence[Pending], answer: dict[str, Any] | None) -> None:
         """Acknowledge what the edge acknowledged; free the rest for the flusher."""

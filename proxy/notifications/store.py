@@ -1,50 +1,56 @@
-"""The write-ahead store of notifications: SQLite in WAL mode.
+"""The write-ahead store of notifications: an append-only log of JSON lines.
 
-A notification is committed before the client that caused it is answered, and deleted only when the
-edge acknowledged its id. Requests that arrive together share one commit (group commit), so the hot
-path pays one insert each and a commit now and then. Rows are leased to whoever sends them (a flusher
-or a visitor's next delivery call); a lease that runs out, because its holder crashed, frees the row
-for another attempt. Several worker processes may share one file.
+A notification is written to the log before the client that caused it is answered: requests that
+arrive in the same turn of the event loop share one ``write`` (group commit), so the hot path pays
+no system call of its own, no thread hand-off and no database. An acknowledged notification is
+followed in the log by an acknowledgement line. ``notification_sync = "full"`` adds an ``fsync`` to
+each write: written lines then survive a power loss too, not only a crash of the process.
 
-``synchronous=NORMAL`` keeps every committed notification across a crash of the process; ``FULL``
-also across a power loss, at the cost of an fsync per commit.
+What waits is also kept in memory (bounded by ``max_backlog``), indexed by visitor and session, so
+the flusher never reads the disk. The log is cut into segments; a segment whose notifications are
+all settled is deleted, and the few notifications still waiting in an old segment are copied
+forward so that it can be.
+
+Each process writes in a directory of its own, which it holds locked while it runs. At start, and
+now and then, a process adopts the directories of processes that are gone (crashed, or stopped
+with notifications left): it copies what was still waiting there into its own log, then deletes
+them. Nothing is lost, and what was in flight when a process died is sent again (the edge counts
+a repeated notification id once).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
-import sqlite3
+import secrets
+import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS notifications (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    client TEXT NOT NULL,
-    visitor TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    edge_host TEXT,
-    ids BLOB NOT NULL,
-    payload BLOB NOT NULL,
-    created REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt REAL NOT NULL DEFAULT 0,
-    lease_until REAL NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS notifications_by_visitor ON notifications (client, visitor, session_id);
-"""
-COLUMNS = "seq, id, client, visitor, session_id, edge_host, ids, payload, created, attempts"
+SEGMENT_BYTES = 16 * 1024 * 1024
+# An old segment whose waiting notifications are at most this share of what it held is copied
+# forward and deleted.
+COPY_FORWARD_SHARE = 0.05
 
 
 class BacklogFull(Exception):
     """The store holds as many notifications as it may; new ones must wait."""
+
+
+@dataclass(slots=True, frozen=True)
+class Group:
+    """The notifications one upstream call may carry: one visitor, one session."""
+
+    client: str
+    visitor: str
+    session_id: str
 
 
 @dataclass(slots=True)
@@ -63,41 +69,89 @@ class NewNotification:
 
 @dataclass(slots=True)
 class Pending:
+    """A notification handed to a call: what the call sends, and how to settle it."""
+
     seq: int
     id: str
     client: str
     visitor: str
     session_id: str
     edge_host: str | None
-    ids: dict[str, Any]
-    payload: dict[str, Any]
+    ids_json: bytes
+    payload_json: bytes
     created: float
     attempts: int
 
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> Pending:
-        seq, nid, client, visitor, session, edge, ids, payload, created, attempts = row
-        return cls(
+    @property
+    def group(self) -> Group:
+        return Group(self.client, self.visitor, self.session_id)
+
+    @property
+    def ids(self) -> dict[str, Any]:
+        return orjson.loads(self.ids_json)  # type: ignore[no-any-return]
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return orjson.loads(self.payload_json)  # type: ignore[no-any-return]
+
+
+@dataclass(slots=True)
+class Entry:
+    """A waiting notification, kept serialized (a call sends it as it is), with its retry state."""
+
+    group: Group
+    id: str
+    edge_host: str | None
+    ids_json: bytes
+    payload_json: bytes
+    created: float
+    segment: int
+    attempts: int = 0
+    next_attempt: float = 0.0
+
+    def pending(self, seq: int) -> Pending:
+        group = self.group
+        return Pending(
             seq,
-            nid,
-            client,
-            visitor,
-            session,
-            edge,
-            orjson.loads(ids),
-            orjson.loads(payload),
-            created,
-            attempts,
+            self.id,
+            group.client,
+            group.visitor,
+            group.session_id,
+            self.edge_host,
+            self.ids_json,
+            self.payload_json,
+            self.created,
+            self.attempts,
         )
 
+    def line(self, seq: int) -> bytes:
+        group = self.group
+        record = {
+            "k": "n",
+            "s": seq,
+            "g": [group.client, group.visitor, group.session_id],
+            "e": self.edge_host,
+            "i": orjson.Fragment(self.ids_json),
+            "p": orjson.Fragment(self.payload_json),
+            "t": self.created,
+        }
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
-@dataclass(slots=True, frozen=True)
-class Group:
-    """The notifications one upstream call may carry: one visitor, one session."""
 
-    client: str
-    visitor: str
-    session_id: str
+def compact(data: bytes) -> bytes:
+    """A copy of its own size: orjson's results hold a 4 KB allocation each."""
+    return bytes(memoryview(data))
+
+
+@dataclass(slots=True)
+class Waiting:
+    """What waits for one group: its notifications in order, not before when to try them again (after
+    a failed call), and until when a call holds them (its lease)."""
+
+    seqs: dict[int, None] = field(default_factory=dict)
+    not_before: float = 0.0
+    lease_until: float = 0.0
+    ids_json: bytes = b""
 
 
 class NotificationStore:
@@ -108,173 +162,280 @@ class NotificationStore:
         synchronous: str = "NORMAL",
         dead_letter_path: Path | None = None,
         clock: Callable[[], float] = time.time,
+        segment_bytes: int = SEGMENT_BYTES,
     ) -> None:
-        self.path = Path(path)
+        self.root = Path(path)
         self.max_backlog = max_backlog
-        self.synchronous = synchronous
-        self.dead_letter_path = dead_letter_path or self.path.with_suffix(".dead-letters.jsonl")
+        self.fsync = synchronous.upper() == "FULL"
+        self.dead_letter_path = dead_letter_path or self.root / "dead-letters.jsonl"
         self.clock = clock
-        self._db: sqlite3.Connection | None = None
-        self._waiting: list[tuple[list[NewNotification], asyncio.Future[None]]] = []
-        self._queued = 0  # notifications in ``_waiting``, which the backlog bound counts too
-        self._commit_scheduled = False
-        self._depth = 0
-        self._depth_counted_at = float("-inf")
+        self.segment_bytes = segment_bytes
+        self.directory = self.root / f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._lock_fd: int | None = None
+        self._fd: int | None = None
+        self._segment = 0
+        self._segment_size = 0
+        self._segment_live: dict[int, int] = {}
+        self._segment_total: dict[int, int] = {}
+        self._entries: dict[int, Entry] = {}
+        self._groups: dict[Group, Waiting] = {}
+        self._seq = 0
+        self._buffer: list[bytes] = []
+        self._waiting: list[asyncio.Future[None]] = []
+        self._write_scheduled = False
+        self.adopted = 0
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={self.synchronous}")
-        db.executescript(SCHEMA)
-        self._db = db
-        self.count()
+        # The directory takes its name (one that adopt() looks at) only once it is locked: no other
+        # process can take it over while it is being set up.
+        setting_up = self.root / self.directory.name.replace("-", ".")
+        setting_up.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(setting_up / "lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        setting_up.rename(self.directory)
+        self._start_segment()
+        self.adopt()
 
     def close(self) -> None:
-        if self._db is not None:
-            self._commit_now()
-            self._db.close()
-            self._db = None
+        """Write what is buffered and let go of the directory; what still waits stays in it, for the
+        next process to adopt."""
+        if self._fd is None:
+            return
+        self._write_now()
+        os.close(self._fd)
+        self._fd = None
+        if not self._entries:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     @property
     def opened(self) -> bool:
-        return self._db is not None
+        return self._fd is not None
 
-    @property
-    def db(self) -> sqlite3.Connection:
-        assert self._db is not None, "notification store is not open"
-        return self._db
+    def _segment_path(self, segment: int, directory: Path | None = None) -> Path:
+        return (directory or self.directory) / f"{segment:08d}.log"
+
+    def _start_segment(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._segment += 1
+        self._segment_size = 0
+        self._segment_live[self._segment] = 0
+        self._segment_total[self._segment] = 0
+        path = self._segment_path(self._segment)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     # --- writing -------------------------------------------------------------------------------------
 
-    async def add(self, notifications: list[NewNotification]) -> None:
-        """Return once the notifications are committed; with others that arrive meanwhile."""
-        if self.depth() + self._queued + len(notifications) > self.max_backlog:
+    def _append(self, line: bytes) -> None:
+        self._buffer.append(line)
+
+    def _record(self, group: Group, edge: str | None, ids: Any, payload: Any, created: float) -> int:
+        """Log a waiting notification (buffered until the next write) and index it."""
+        self._seq += 1
+        seq = self._seq
+        waiting = self._groups.get(group)
+        if waiting is None:
+            waiting = self._groups[group] = Waiting()
+        ids_json = orjson.dumps(ids)
+        if ids_json != waiting.ids_json:  # a visitor's notifications mostly share their ids: keep one copy
+            waiting.ids_json = compact(ids_json)
+        entry = Entry(
+            group, str(payload["id"]), edge, waiting.ids_json, compact(orjson.dumps(payload)), created, self._segment
+        )
+        self._append(entry.line(seq))
+        self._entries[seq] = entry
+        self._segment_live[self._segment] += 1
+        self._segment_total[self._segment] += 1
+        waiting.seqs[seq] = None
+        return seq
+
+    async def add(self, notifications: Sequence[NewNotification]) -> None:
+        """Return once the notifications are written, with the others of this turn of the loop."""
+        if len(self._entries) + len(notifications) > self.max_backlog:
             raise BacklogFull(f"{self.max_backlog} notifications are waiting")
+        now = self.clock()
+        for n in notifications:
+            self._record(Group(n.client, n.visitor, n.session_id), n.edge_host, n.ids, n.payload, now)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._waiting.append((notifications, done))
-        self._queued += len(notifications)
-        if not self._commit_scheduled:
-            self._commit_scheduled = True
-            loop.call_soon(self._commit_now)
+        self._waiting.append(done)
+        if not self._write_scheduled:
+            self._write_scheduled = True
+            loop.call_soon(self._write_now)
         await done
 
-    def _commit_now(self) -> None:
-        self._commit_scheduled = False
+    def _write_now(self) -> OSError | None:
+        """Write what is buffered (all of it: a short write is continued); the error, if any."""
+        self._write_scheduled = False
+        buffer, self._buffer = self._buffer, []
         waiting, self._waiting = self._waiting, []
-        self._queued = 0
-        if not waiting:
-            return
-        now = self.clock()
-        rows = [
-            (
-                n.id,
-                n.client,
-                n.visitor,
-                n.session_id,
-                n.edge_host,
-                orjson.dumps(n.ids),
-                orjson.dumps(n.payload),
-                now,
-            )
-            for batch, _ in waiting
-            for n in batch
-        ]
-        try:
-            with self._transaction() as db:
-                before = db.total_changes
-                db.executemany(
-                    "INSERT OR IGNORE INTO notifications (id, client, visitor, session_id, edge_host, ids, payload, "
-                    "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-                self._depth += db.total_changes - before
-        except sqlite3.Error as exc:
-            for _, done in waiting:
-                if not done.done():
-                    done.set_exception(exc)
-            return
-        for _, done in waiting:
-            if not done.done():
+        error: OSError | None = None
+        if buffer:
+            data = b"".join(buffer)
+            try:
+                assert self._fd is not None
+                written = os.write(self._fd, data)
+                while written < len(data):
+                    written += os.write(self._fd, data[written:])
+                if self.fsync:
+                    os.fsync(self._fd)
+                self._segment_size += len(data)
+            except OSError as exc:
+                error = exc
+        for done in waiting:
+            if done.done():
+                continue
+            if error is None:
                 done.set_result(None)
+            else:
+                done.set_exception(error)
+        if self._segment_size >= self.segment_bytes:
+            self._start_segment()
+            self._delete_settled()
+        return error
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+    def _write_or_raise(self) -> None:
+        """For copies whose source is deleted next: only once they are on disk."""
+        error = self._write_now()
+        if error is not None:
+            raise error
 
-    # --- reading and leasing -----------------------------------------------------------------------
+    # --- what waits ----------------------------------------------------------------------------------
 
-    def count(self) -> int:
-        (self._depth,) = self.db.execute("SELECT COUNT(*) FROM notifications").fetchone()
-        self._depth_counted_at = time.monotonic()
-        return self._depth
+    def waiting(self, group: Group) -> bool:
+        return group in self._groups
 
     def depth(self) -> int:
-        """Notifications waiting (recounted every few seconds: other processes may share the file)."""
-        if time.monotonic() - self._depth_counted_at > 5:
-            return self.count()
-        return self._depth
+        return len(self._entries)
+
+    def count(self) -> int:
+        return len(self._entries)
 
     def oldest_age(self) -> float:
-        (oldest,) = self.db.execute("SELECT MIN(created) FROM notifications").fetchone()
-        return 0.0 if oldest is None else max(0.0, self.clock() - oldest)
+        oldest = next(iter(self._entries.values()), None)  # entries are kept in the order they came
+        return 0.0 if oldest is None else max(0.0, self.clock() - oldest.created)
 
     def due_groups(self, batch_size: int, max_delay_s: float, limit: int = 64) -> list[Group]:
-        """Visitors whose waiting notifications fill a batch or have waited long enough."""
+        """Visitors whose waiting notifications fill a batch or have waited long enough, about oldest
+        first: groups are kept in the order their first waiting notification came."""
         now = self.clock()
-        rows = self.db.execute(
-            "SELECT client, visitor, session_id FROM notifications WHERE lease_until < ? AND next_attempt <= ? "
-            "GROUP BY client, visitor, session_id HAVING COUNT(*) >= ? OR MIN(created) <= ? "
-            "ORDER BY MIN(seq) LIMIT ?",
-            (now, now, batch_size, now - max_delay_s, limit),
-        ).fetchall()
-        return [Group(*row) for row in rows]
+        old_enough = now - max_delay_s
+        due = []
+        for group, waiting in self._groups.items():
+            if waiting.not_before > now or waiting.lease_until > now:
+                continue
+            if len(waiting.seqs) >= batch_size or self._entries[next(iter(waiting.seqs))].created <= old_enough:
+                due.append(group)
+                if len(due) >= limit:
+                    break
+        return due
 
     def claim(self, group: Group, limit: int, lease_s: float, *, due_only: bool = True) -> list[Pending]:
-        """Lease up to ``limit`` of a visitor's notifications, oldest first. A call going to the edge
+        """Hand up to ``limit`` of a visitor's notifications, oldest first, to one call; nobody else
+        gets that visitor's until they are settled or the lease runs out. A call going to the edge
         anyway takes them whether or not their retry is due (``due_only=False``)."""
         now = self.clock()
-        not_after = now if due_only else float("inf")
-        with self._transaction() as db:
-            rows = db.execute(
-                "UPDATE notifications SET lease_until = ? WHERE seq IN (SELECT seq FROM notifications "
-                "WHERE client = ? AND visitor = ? AND session_id = ? AND lease_until < ? AND next_attempt <= ? "
-                f"ORDER BY seq LIMIT ?) RETURNING {COLUMNS}",
-                (now + lease_s, group.client, group.visitor, group.session_id, now, not_after, limit),
-            ).fetchall()
-        return sorted((Pending.from_row(row) for row in rows), key=lambda p: p.seq)
+        waiting = self._groups.get(group)
+        if waiting is None or waiting.lease_until > now or (due_only and waiting.not_before > now):
+            return []
+        taken = []
+        for seq in waiting.seqs:
+            entry = self._entries[seq]
+            if due_only and entry.next_attempt > now:
+                continue
+            taken.append(entry.pending(seq))
+            if len(taken) >= limit:
+                break
+        if taken:
+            waiting.lease_until = now + lease_s
+        elif waiting.seqs:
+            # Each waits for its own retry time (halves of a call retried apart): not due before the first.
+            waiting.not_before = min(self._entries[seq].next_attempt for seq in waiting.seqs)
+        return taken
 
     # --- outcomes ------------------------------------------------------------------------------------
 
-    def ack(self, pending: Iterable[Pending]) -> int:
-        seqs = [(p.seq,) for p in pending]
-        if not seqs:
-            return 0
-        with self._transaction() as db:
-            before = db.total_changes
-            db.executemany("DELETE FROM notifications WHERE seq = ?", seqs)
-            removed = db.total_changes - before
-        self._depth = max(0, self._depth - removed)
-        return removed
+    def ack(self, pending: Sequence[Pending]) -> int:
+        """Forget what the edge acknowledged (an acknowledgement line follows in the log)."""
+        done = [p.seq for p in pending if p.seq in self._entries]
+        if done:
+            self._append(orjson.dumps({"k": "a", "s": done}, option=orjson.OPT_APPEND_NEWLINE))
+            self._forget(done)
+            self._schedule_write()
+        return len(done)
 
-    def retry(self, pending: Iterable[Pending], delay_s: float) -> None:
-        """Count a failed attempt and free the rows for another one after ``delay_s``."""
-        rows = [(self.clock() + delay_s, p.seq) for p in pending]
-        with self._transaction() as db:
-            db.executemany(
-                "UPDATE notifications SET attempts = attempts + 1, next_attempt = ?, lease_until = 0 WHERE seq = ?",
-                rows,
-            )
+    def _schedule_write(self) -> None:
+        if self._write_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write_now()
+            return
+        self._write_scheduled = True
+        loop.call_soon(self._write_now)
 
-    def release(self, pending: Iterable[Pending]) -> None:
-        """Give rows back without counting an attempt (the call carrying them never went out)."""
-        with self._transaction() as db:
-            db.executemany("UPDATE notifications SET lease_until = 0 WHERE seq = ?", [(p.seq,) for p in pending])
+    def _forget(self, seqs: Iterable[int]) -> None:
+        for seq in seqs:
+            entry = self._entries.pop(seq, None)
+            if entry is None:
+                continue
+            waiting = self._groups.get(entry.group)
+            if waiting is not None:
+                waiting.seqs.pop(seq, None)
+                waiting.lease_until = 0.0
+                if not waiting.seqs:
+                    del self._groups[entry.group]
+            self._segment_live[entry.segment] -= 1
+        self._delete_settled()
+
+    def _delete_settled(self) -> None:
+        """Delete the segments whose notifications are all settled, oldest first: a segment may hold the
+        acknowledgements of an older one's notifications, so it goes only once that one has."""
+        while self._segment_live:
+            segment = next(iter(self._segment_live))  # the oldest
+            if self._segment_live[segment] or segment == self._segment:
+                break
+            self._delete_segment(segment)
+
+    def _delete_segment(self, segment: int) -> None:
+        self._segment_live.pop(segment, None)
+        self._segment_total.pop(segment, None)
+        with contextlib.suppress(FileNotFoundError):
+            self._segment_path(segment).unlink()
+
+    def retry(self, pending: Sequence[Pending], delay_s: float) -> None:
+        """Count a failed attempt; the notifications wait ``delay_s`` before the next."""
+        due = self.clock() + delay_s
+        for p in pending:
+            entry = self._entries.get(p.seq)
+            if entry is not None:
+                entry.attempts += 1
+                entry.next_attempt = due
+        self._hold({p.group for p in pending}, due)
+
+    def release(self, pending: Sequence[Pending]) -> None:
+        """Give notifications back without counting an attempt (their call never went out); a retry
+        time they had still holds."""
+        for group in {p.group for p in pending}:
+            waiting = self._groups.get(group)
+            if waiting is not None:
+                waiting.lease_until = 0.0
+
+    def _hold(self, groups: Iterable[Group], until: float) -> None:
+        for group in groups:
+            waiting = self._groups.get(group)
+            if waiting is not None:
+                waiting.not_before = until
+                waiting.lease_until = 0.0
 
     def dead_letter(self, pending: Sequence[Pending], reason: str, status: int | None) -> None:
-        """Move rows the edge refused for good to the dead-letter file, with the reason."""
+        """Move notifications the edge refused for good to the dead-letter file, with the reason."""
         if not pending:
             return
         now = self.clock()
@@ -287,12 +448,12 @@ class NotificationStore:
                     "client": p.client,
                     "visitor": p.visitor,
                     "sessionId": p.session_id,
-                    "ids": p.ids,
-                    "notification": p.payload,
+                    "ids": orjson.Fragment(p.ids_json),
+                    "notification": orjson.Fragment(p.payload_json),
                     "attempts": p.attempts,
-                }
+                },
+                option=orjson.OPT_APPEND_NEWLINE,
             )
-            + b"\n"
             for p in pending
         )
         self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
@@ -304,16 +465,81 @@ class NotificationStore:
             os.close(fd)
         self.ack(pending)
 
+    # --- keeping the log small, and adopting what others left ----------------------------------------
 
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``: take the write lock up front, so writers never deadlock."""
+    def tidy(self) -> None:
+        """Copy forward what still waits in the oldest, mostly settled segments, so they can be deleted
+        (oldest first, as settled segments are)."""
+        for segment in [s for s in self._segment_live if s != self._segment]:
+            if segment not in self._segment_live:
+                continue  # settled, and deleted with the one before it
+            live, total = self._segment_live[segment], self._segment_total[segment]
+            if live > total * COPY_FORWARD_SHARE:
+                break
+            for seq, entry in list(self._entries.items()):
+                if entry.segment == segment:
+                    self._copy_forward(seq, entry)
+            self._write_or_raise()
+            self._delete_segment(segment)
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+    def _copy_forward(self, seq: int, entry: Entry) -> None:
+        self._append(entry.line(seq))
+        self._segment_live[entry.segment] -= 1
+        entry.segment = self._segment
+        self._segment_live[self._segment] += 1
+        self._segment_total[self._segment] += 1
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
+    def adopt(self) -> int:
+        """Take over what processes that are gone left waiting; returns how many notifications."""
+        adopted = 0
+        for directory in sorted(self.root.glob("*-*")):
+            if directory == self.directory or not directory.is_dir():
+                continue
+            try:
+                # Not created here: a directory without its lock is being deleted by the process that
+                # adopted it.
+                fd = os.open(directory / "lock", os.O_WRONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # its process is alive
+            try:
+                for record in replay(directory):
+                    group = Group(*record["g"])
+                    self._record(group, record.get("e"), record.get("i") or {}, record["p"], record.get("t", 0.0))
+                    adopted += 1
+                self._write_or_raise()
+                shutil.rmtree(directory, ignore_errors=True)
+            finally:
+                os.close(fd)
+        self.adopted += adopted
+        return adopted
 
-    def __exit__(self, kind: object, exc: object, tb: object) -> None:
-        self.db.execute("ROLLBACK" if kind is not None else "COMMIT")
+
+def replay(directory: Path) -> Iterator[dict[str, Any]]:
+    """The records still waiting in a process's log directory, oldest first. A line cut short by a
+    crash (only the last one can be) is skipped."""
+    waiting: dict[int, dict[str, Any]] = {}
+    for path in sorted(directory.glob("*.log")):
+        with path.open("rb") as handle:
+            for line in handle:
+                try:
+                    record = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if record.get("k") == "n":
+                    waiting[record["s"]] = record
+                elif record.get("k") == "a":
+                    for seq in record.get("s", ()):
+                        waiting.pop(seq, None)
+    for seq in sorted(waiting):
+        yield waiting[seq]
+
+
+def stored(root: Path) -> list[dict[str, Any]]:
+    """Every notification waiting under a store's root, whichever process wrote it (for operators and
+    tests; reads the files only)."""
+    return [record for directory in sorted(root.glob("*-*")) if directory.is_dir() for record in replay(directory)]

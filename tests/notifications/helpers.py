@@ -4,12 +4,10 @@ hold, and a stream of views that keeps going while a gateway is stopped or kille
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import aiohttp
 import httpx
 import orjson
 
+from proxy.notifications.store import stored
 from tests.conftest import OPERATOR_KEY
 from tests.support import Call
 
@@ -58,20 +57,16 @@ def faults(emulator: httpx.Client, **settings: Any) -> None:
     emulator.post("/_emulator/faults", json=settings).raise_for_status()
 
 
-@contextlib.contextmanager
-def read_store(path: Path) -> Iterator[sqlite3.Connection]:
-    """A connection of the test's own on a store file (WAL lets it read beside the gateway's)."""
-    db = sqlite3.connect(path, isolation_level=None, timeout=10)
-    try:
-        yield db
-    finally:
-        db.close()
+def stored_ids(root: Path) -> list[str]:
+    """Ids of the notifications waiting in a store's files, every process's under its root (read
+    beside the processes that write them)."""
+    return [str(record["p"]["id"]) for record in stored(root)]
 
 
-def stored_rows(path: Path) -> int:
-    with read_store(path) as db:
-        (count,) = db.execute("SELECT COUNT(*) FROM notifications").fetchone()
-    return int(count)
+def log_directories(root: Path) -> list[Path]:
+    """The processes' log directories under a store's root: one per process that runs, or that is gone
+    leaving notifications no other has adopted yet."""
+    return sorted(path for path in root.glob("*-*") if path.is_dir()) if root.exists() else []
 
 
 def dead_letters(path: Path) -> list[dict[str, Any]]:

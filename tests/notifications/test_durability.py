@@ -1,6 +1,6 @@
-"""Gateway processes (``python -m proxy serve --upstream <emulator>``, each on its own store) that are
-killed, stopped, cut off from the edge or filled up while they serve cached views: the emulator ends
-up counting every display the gateway answered, once."""
+"""Gateway processes (``python -m proxy serve --upstream <emulator>``, each test on its own store root)
+that are killed, stopped, cut off from the edge or filled up while they serve cached views: the
+emulator ends up counting every display the gateway answered, once."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from tests.notifications.helpers import (
     deliveries,
     display_note,
     faults,
+    log_directories,
     new_visitor,
     notifications_only,
     queue_status,
     stats,
-    stored_rows,
+    stored_ids,
     view,
     view_call,
 )
@@ -34,8 +35,9 @@ StartGateway = Callable[..., ServerProcess]
 
 
 @pytest.fixture
-def store_path(tmp_path: Path) -> Path:
-    return tmp_path / "notifications.db"
+def store_root(tmp_path: Path) -> Path:
+    """Where ``gateway_env`` points the gateways' notification store."""
+    return tmp_path / "notifications"
 
 
 def first_views(url: str, count: int) -> list[str]:
@@ -51,7 +53,7 @@ def impressions_since(emulator: httpx.Client, before: dict[str, Any]) -> int:
 
 
 def test_a_killed_gateway_loses_no_display_it_answered(
-    gateway_processes: StartGateway, emulator: httpx.Client, tmp_path: Path, store_path: Path
+    gateway_processes: StartGateway, emulator: httpx.Client, tmp_path: Path, store_root: Path
 ) -> None:
     # The first gateway keeps its notifications (no flush within 10 minutes): none is out on a lease
     # when it dies, so the second one may send them all at once rather than after the lease.
@@ -64,11 +66,13 @@ def test_a_killed_gateway_loses_no_display_it_answered(
     stream.join()
     assert stream.refused == []
     assert stream.broken >= 1, "the stream ran into the kill"
-    # Every view answered was committed first; views cut off by the kill may or may not have been.
-    kept = stored_rows(store_path)
+    # Every view answered was written first; views cut off by the kill may or may not have been.
+    (left,) = log_directories(store_root)
+    kept = len(stored_ids(store_root))
     assert stream.acknowledged <= kept <= stream.acknowledged + stream.broken
     assert stats(emulator) == before, "nothing sent yet"
 
+    # The next gateway on the same root adopts what the killed one left.
     second = gateway_processes(tmp_path, notification_max_delay_ms=600_000)
     # The backlog of the earlier run goes first, however young, in calls of 50 per visitor.
     wait_for(lambda: stats(emulator)["notifications"]["display"] >= kept, timeout=15)
@@ -79,10 +83,12 @@ def test_a_killed_gateway_loses_no_display_it_answered(
     assert counted["notifications"]["display"] == kept, f"{duplicates} duplicate(s) reported"
     assert impressions_since(emulator, before) == kept
     assert deliveries(emulator) - before["requests"]["delivery"] >= kept / 50
+    assert not left.exists(), "adopted, then removed"
+    assert stored_ids(store_root) == []
 
 
 def test_sigterm_under_load_sends_every_display_before_exit(
-    gateway_processes: StartGateway, emulator: httpx.Client, tmp_path: Path, store_path: Path
+    gateway_processes: StartGateway, emulator: httpx.Client, tmp_path: Path, store_root: Path
 ) -> None:
     gateway = gateway_processes(tmp_path, notification_max_delay_ms=200, shutdown_grace_seconds=8)
     visitors = first_views(gateway.url, 8)
@@ -100,7 +106,8 @@ def test_sigterm_under_load_sends_every_display_before_exit(
     output = "".join(gateway.output)
     assert "Application shutdown complete" in output, output
     assert "kept in" not in output, output
-    assert stored_rows(store_path) == 0
+    assert stored_ids(store_root) == []
+    assert log_directories(store_root) == [], "a gateway that stops with nothing waiting leaves nothing"
     counted = stats(emulator)
     assert stream.acknowledged <= impressions_since(emulator, before) <= stream.acknowledged + stream.broken
     assert counted["notifications"]["display"] == impressions_since(emulator, before)
@@ -135,7 +142,7 @@ def test_an_outage_of_the_edge_loses_nothing_and_the_backlog_drains_after(
 
 
 def test_a_full_backlog_sends_views_upstream_and_refuses_notifications(
-    gateway_processes: StartGateway, emulator: httpx.Client, tmp_path: Path, store_path: Path
+    gateway_processes: StartGateway, emulator: httpx.Client, tmp_path: Path, store_root: Path
 ) -> None:
     gateway = gateway_processes(tmp_path, notification_max_backlog=5, notification_max_delay_ms=600_000)
     client = httpx.Client(base_url=gateway.url, timeout=10)
@@ -144,6 +151,7 @@ def test_a_full_backlog_sends_views_upstream_and_refuses_notifications(
     for mbox in DEMO_MBOXES[1:6]:
         assert view(client, filler, mbox).status_code == 200
     assert queue_status(client)["depth"] == 5
+    assert len(stored_ids(store_root)) == 5
     assert deliveries(emulator) == before["requests"]["delivery"], "cache hits so far"
 
     # No room to count a cache hit: the view is executed upstream, which counts it.
@@ -192,7 +200,7 @@ def test_a_full_backlog_sends_views_upstream_and_refuses_notifications(
     client.close()
 
     gateway.stop()
-    assert stored_rows(store_path) == 0
+    assert stored_ids(store_root) == []
     counted = stats(emulator)
     views_answered = 5 + 1 + 6 + 1 + 1
     assert impressions_since(emulator, before) == views_answered

@@ -14,6 +14,7 @@ import httpx
 import orjson
 from aiohttp import web
 
+from proxy.notifications import flusher as flusher_module
 from proxy.notifications.flusher import Flusher
 from proxy.notifications.queue import NotificationQueue
 from proxy.notifications.store import Group, NewNotification, NotificationStore
@@ -27,17 +28,23 @@ from tests.notifications.helpers import (
     deliveries,
     display_note,
     faults,
+    log_directories,
     new_visitor,
     notifications_only,
     queue_status,
-    read_store,
     stats,
+    stored_ids,
     view,
     view_call,
 )
 from tests.support import Call, post_concurrently, wait_for
 
 BAD_TOKEN = "bm90IGEgdG9rZW4gYXQgYWxsLCBqdXN0IGJ5dGVz"  # base64, but no signature the edge knows
+
+
+def store_root(tmp_path: Path) -> Path:
+    """Where the gateways of ``make_gateway`` keep their notifications (``gateway_settings``)."""
+    return tmp_path / "notifications"
 
 
 def views(visitor: str, count: int, mbox: str = "home-hero") -> list[Call]:
@@ -120,8 +127,8 @@ def test_429_waits_at_least_its_retry_after(make_gateway: Any, emulator: httpx.C
     for mbox in DEMO_MBOXES[:3]:
         assert view(gateway.client, visitor, mbox).status_code == 200
     wait_for(lambda: queue_status(gateway.client)["failed"] >= 3)
-    with read_store(tmp_path / "notifications.db") as db:
-        retry_at = [row[0] for row in db.execute("SELECT next_attempt FROM notifications")]
+    # Retry times live in the store's memory only (they start again after a restart).
+    retry_at = [entry.next_attempt for entry in list(gateway.parts.store._entries.values())]
     assert len(retry_at) == 3
     assert min(retry_at) >= refused_from + 1.0, "a 50 ms backoff must not beat the edge's Retry-After"
     faults(emulator)
@@ -166,7 +173,7 @@ def test_a_bad_event_token_is_dead_lettered_alone(make_gateway: Any, emulator: h
     counted = settled(gateway, emulator, len(good))
     assert counted["notifications"] == {"display": len(good), "click": 0, "duplicates": 0}
     assert counted["impressions"] == len(good)
-    (letter,) = dead_letters(tmp_path / "notifications.dead-letters.jsonl")
+    (letter,) = dead_letters(store_root(tmp_path) / "dead-letters.jsonl")
     assert letter["notification"]["id"] == bad["id"]
     assert letter["status"] == 400
     assert "invalid event token" in letter["reason"]
@@ -182,11 +189,37 @@ def test_another_4xx_dead_letters_the_batch(make_gateway: Any, emulator: httpx.C
     for mbox in DEMO_MBOXES[:2]:
         assert view(gateway.client, visitor, mbox).status_code == 200
     wait_for(lambda: queue_status(gateway.client)["deadLettered"] == 2)
-    letters = dead_letters(tmp_path / "notifications.dead-letters.jsonl")
+    letters = dead_letters(store_root(tmp_path) / "dead-letters.jsonl")
     assert [(line["status"], line["reason"]) for line in letters] == [(403, "injected fault")] * 2
     assert [line["notification"]["mbox"]["name"] for line in letters] == DEMO_MBOXES[:2]
     assert queue_status(gateway.client)["depth"] == 0
     assert stats(emulator)["requests"]["delivery"] == 2, "refused for good: never sent again"
+
+
+def test_a_repeated_notification_id_is_sent_again_and_counted_once(
+    make_gateway: Any, emulator: httpx.Client, tmp_path: Path
+) -> None:
+    """The store keeps no index of ids: a notification a client sends twice is stored twice and sent
+    twice, and the edge counts its id once (reporting the repeat as a duplicate)."""
+    gateway = make_gateway()
+    visitor = new_visitor()
+    prefetch = {"mboxes": [{"index": 0, "name": "home-hero"}]}
+    fetched = gateway.client.post(
+        "/rest/v1/delivery?client=demo",
+        json={"id": {"thirdPartyId": visitor}, "context": {"channel": "web"}, "prefetch": prefetch},
+    )
+    assert fetched.status_code == 200, fetched.text
+    (mbox,) = fetched.json()["prefetch"]["mboxes"]
+    repeated = display_note(mbox["options"][0]["eventToken"], mbox["name"])
+    for _ in range(2):
+        answer = gateway.client.post("/rest/v1/delivery?client=demo", json=notifications_only(visitor, [repeated]))
+        assert answer.status_code == 200
+    assert stored_ids(store_root(tmp_path)) == [repeated["id"]] * 2
+    counted = settled(gateway, emulator, 1)
+    assert counted["notifications"] == {"display": 1, "click": 0, "duplicates": 1}
+    assert counted["impressions"] == 1
+    status = queue_status(gateway.client)
+    assert (status["accepted"], status["flushed"], status["deadLettered"]) == (2, 2, 0)
 
 
 def test_waiting_notifications_ride_on_the_visitors_next_miss(make_gateway: Any, emulator: httpx.Client) -> None:
@@ -216,12 +249,16 @@ def test_a_miss_that_fails_gives_its_riders_back(make_gateway: Any, emulator: ht
     stale = view(gateway.client, visitor, mboxParameters={"page": "2"})
     assert stale.status_code == 200, "stale-if-error"
     faults(emulator)
-    with read_store(tmp_path / "notifications.db") as db:
-        rows = db.execute("SELECT attempts, lease_until FROM notifications").fetchall()
-    assert rows == [(0, 0)] * 3, "two riders given back as they were, and the stale view's own display"
+    status = queue_status(gateway.client)
+    assert status["depth"] == 3, "two riders given back, and the stale view's own display"
+    assert (status["failed"], status["retried"], status["ridden"]) == (0, 0, 0), "no attempt counted"
+    assert len(stored_ids(store_root(tmp_path))) == 3
+    # Not held by a lease either: the next miss (within the 30 s a ride holds them) takes all three.
     assert view(gateway.client, visitor, mboxParameters={"page": "3"}).status_code == 200
     assert stats(emulator)["notifications"]["display"] == 3
-    assert queue_status(gateway.client)["depth"] == 0
+    status = queue_status(gateway.client)
+    assert status["depth"] == 0 and status["ridden"] == 3
+    assert stored_ids(store_root(tmp_path)) == []
 
 
 def test_a_bad_rider_does_not_spoil_the_visitors_miss(
@@ -237,9 +274,12 @@ def test_a_bad_rider_does_not_spoil_the_visitors_miss(
     assert miss.status_code == 200
     assert "hero" in miss.json()["content"]
     assert deliveries(emulator) == 1 + 2, "refused with its rider, answered without it"
-    with read_store(tmp_path / "notifications.db") as db:
-        rows = db.execute("SELECT attempts, lease_until FROM notifications").fetchall()
-    assert rows == [(0, 0)], "left to the flusher, which finds the bad one"
+    status = queue_status(gateway.client)
+    assert (status["depth"], status["failed"], status["deadLettered"]) == (1, 0, 0)
+    assert len(stored_ids(store_root(tmp_path))) == 1, "left to the flusher, which finds the bad one"
+    # Given back, not held: the next miss takes it along again.
+    assert view(gateway.client, visitor, mboxParameters={"page": "3"}).status_code == 200
+    assert deliveries(emulator) == 1 + 2 + 2
 
 
 # --- against a scripted edge -------------------------------------------------------------------------
@@ -296,7 +336,7 @@ async def flushing(
     edge: ScriptedEdge, tmp_path: Path, clock: Callable[[], float] = time.time, **options: Any
 ) -> AsyncIterator[Flusher]:
     """A store, queue, upstream client and flusher aimed at the scripted edge."""
-    store = NotificationStore(tmp_path / "notifications.db", max_backlog=1000, clock=clock)
+    store = NotificationStore(store_root(tmp_path), max_backlog=1000, clock=clock)
     store.open()
     upstream = Upstream(Settings(upstream=edge.url))
     await upstream.start()
@@ -379,7 +419,7 @@ def test_a_400_is_halved_until_the_bad_notification_stands_alone(tmp_path: Path)
     asyncio.run(scenario())
     ids = [f"n{i}" for i in range(8)]
     assert edge.calls == [ids, ids[:4], ids[4:], ids[4:6], ["n4"], ["n5"], ids[6:]]
-    (letter,) = dead_letters(tmp_path / "notifications.dead-letters.jsonl")
+    (letter,) = dead_letters(store_root(tmp_path) / "dead-letters.jsonl")
     assert letter["notification"]["id"] == "n5"
     assert (letter["status"], letter["reason"]) == (400, "notifications[0].tokens[0]: invalid event token")
 
@@ -472,3 +512,30 @@ def test_stop_keeps_within_its_grace_and_gives_back_what_it_could_not_send(tmp_p
             assert [p.id for p in pending] == ["n0", "n1", "n2"], "free for the next start, not leased"
 
     asyncio.run(scenario())
+
+
+def test_the_flusher_adopts_what_a_process_that_is_gone_left(tmp_path: Path, monkeypatch: Any) -> None:
+    """Worker processes under one root: what one stops with (or crashes with) is taken over by a live
+    one as it looks again, and sent."""
+    monkeypatch.setattr(flusher_module, "RESCAN_S", 0.0)  # look on every pass, not once a minute
+
+    async def answer(notes: list[dict[str, Any]]) -> tuple[int, Any]:
+        return 200, acknowledge_all(notes)
+
+    edge = ScriptedEdge(answer)
+
+    async def scenario() -> None:
+        async with edge.serving(), flushing(edge, tmp_path, tick_s=0.02) as flusher:
+            flusher.start()
+            gone = NotificationStore(store_root(tmp_path), max_backlog=1000)
+            gone.open()
+            await gone.add(new_notes(3))
+            assert flusher.store.depth() == 0, "not while the other holds its directory"
+            gone.close()  # its worker stops with notifications left
+            await until(lambda: len(edge.calls) == 1 and flusher.store.depth() == 0)
+            assert flusher.store.adopted == 3
+            assert log_directories(store_root(tmp_path)) == [flusher.store.directory]
+            await flusher.stop(grace_s=1)
+
+    asyncio.run(scenario())
+    assert edge.calls == [["n0", "n1", "n2"]]
