@@ -5,7 +5,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     TARGET_PROXY_HOST=0.0.0.0 \
     TARGET_PROXY_PORT=8080 \
-    TARGET_PROXY_NOTIFICATION_STORE=/var/lib/target-proxy/notifications.db
+    TARGET_PROXY_NOTIFICATION_STORE=/var/lib/target-proxy/notifications
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -15,7 +15,7 @@ RUN pip install --no-cache-dir . \
     && mkdir -p /var/lib/target-proxy && chown proxy /var/lib/target-proxy
 
 USER proxy
-# The notification write-ahead store: keep it on a volume so nothing is lost across restarts.
+# The notification log: keep it on a volume so nothing is lost across restarts.
 VOLUME ["/var/lib/target-proxy"]
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-LISTENING = re.compile(r"target-proxy (emulator|gateway|echo) listening on (http://\S+)")
+LISTENING = re.compile(r"target-proxy (emulator|gateway|echo|balancer) listening on (http://\S+)")
 HERE = Path(__file__).resolve().parent
 
 
@@ -274,7 +274,7 @@ def gateway_env(directory: str | Path, **settings: object) -> dict[str, str]:
     env = {
         "TARGET_PROXY_PREFETCH_GROUPS": json.dumps({"demo": list(PREFETCH_GROUP)}),
         "TARGET_PROXY_CLIENT_KEYS": json.dumps({OPERATOR_KEY: ["operator"]}),
-        "TARGET_PROXY_NOTIFICATION_STORE": str(Path(directory) / "notifications.db"),
+        "TARGET_PROXY_NOTIFICATION_STORE": str(Path(directory) / "notifications"),
     }
     for name, value in settings.items():
         env[f"TARGET_PROXY_{name.upper()}"] = json.dumps(value) if isinstance(value, dict | list) else str(value)

@@ -173,7 +173,7 @@ class AdminRoutes:
 
     # /{tenant}/target/...
     async def target(self, request: Request) -> Response:
-        self.keys.require(request, "admin")
+        await self.keys.admit(request, "admin")
         path = check_path(request)
         tenant, rest = request.path_params["tenant"], "/" + request.path_params["rest"]
         if not TENANT.fullmatch(tenant):
@@ -191,6 +191,7 @@ class AdminRoutes:
             raise
         if change and 200 <= response.status < 300:
             self.invalidate(request.method, rest, response)
+            await self.cache.published()  # gateways sharing the cache have dropped it too
         return passthrough(response)
 
     def invalidate(self, method: str, rest: str, response: UpstreamResponse) -> None:
@@ -211,7 +212,7 @@ class AdminRoutes:
 
     # /data/...
     async def platform(self, request: Request) -> Response:
-        self.keys.require(request, "activation")
+        await self.keys.admit(request, "activation")
         path = check_path(request)
         if not any(pattern.match(path) for pattern in PLATFORM_PATHS):
             raise ApiError(404, f"{path} is not an Experience Platform path this gateway forwards", "path")

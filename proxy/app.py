@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.applications import Starlette
@@ -25,7 +26,7 @@ from proxy.credentials import TokenProvider
 from proxy.delivery import DeliveryRoutes
 from proxy.errors import EXCEPTION_HANDLERS
 from proxy.health import Health
-from proxy.hotpath import HotPaths
+from proxy.hotpath import HotPaths, RequestLimits
 from proxy.logs import AccessLog
 from proxy.metrics import CounterSync, RequestObserver, metrics_response
 from proxy.notifications.flusher import Flusher
@@ -39,6 +40,9 @@ from proxy.runtime import tune_gc
 from proxy.sessions import InMemorySessionStore, SessionLimiter
 from proxy.settings import Settings, load_settings
 from proxy.upstream import Upstream
+
+if TYPE_CHECKING:
+    from proxy.shared import SharedParts
 
 logger = logging.getLogger("proxy")
 SWEEP_INTERVAL_S = 60.0
@@ -63,6 +67,7 @@ class Gateway:
     guard: ActivationGuard
     admin_budget: CallBudget
     access_log: AccessLog
+    shared: SharedParts | None = None  # set when gateways share their state on Redis
 
 
 def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotonic) -> Gateway:
@@ -74,12 +79,12 @@ def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotoni
         dead_letter_path=settings.notification_dead_letters,
     )
     queue = NotificationQueue(store, settings.notification_batch_size)
-    return Gateway(
+    gateway = Gateway(
         settings=settings,
         upstream=upstream,
         sessions=InMemorySessionStore(settings.session_ttl_seconds, settings.session_max_visitors, clock),
         limiter=SessionLimiter(settings.session_max_concurrent),
-        keys=ClientKeys(settings.client_keys),
+        keys=ClientKeys(settings.client_keys, settings.client_key_rate),
         cache=InMemoryContentCache(
             ttl_seconds=settings.cache_ttl_seconds or settings.session_ttl_seconds,
             max_entries=settings.cache_max_entries,
@@ -108,6 +113,11 @@ def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotoni
             else logs.stored_salt(settings.notification_store.parent / "log-salt"),
         ),
     )
+    if settings.redis_url:
+        from proxy.shared import share  # imports redis only when it is used
+
+        gateway.shared = share(gateway, clock)
+    return gateway
 
 
 def refresh_metrics(gateway: Gateway, sync: CounterSync) -> None:
@@ -127,6 +137,8 @@ def refresh_metrics(gateway: Gateway, sync: CounterSync) -> None:
         metrics.BACKLOG.set(gateway.store.depth())
         metrics.BACKLOG_AGE.set(gateway.store.oldest_age())
     sync.add(metrics.RATE_LIMITED.labels("admin"), "", gateway.admin_budget.rejected)
+    sync.add(metrics.RATE_LIMITED.labels("client_key"), "", gateway.keys.limited)
+    metrics.CIRCUIT_OPEN.set(1 if gateway.upstream.open_circuits else 0)
     sync.add(metrics.RATE_LIMITED.labels("activation"), "", gateway.guard.refused)
     metrics.TOKEN_AVAILABLE.set(1 if gateway.tokens.available else 0)
 
@@ -159,6 +171,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     )
     profiles = ProfileRoutes(settings, gateway.upstream, gateway.sessions, gateway.keys)
     health = Health(settings, gateway.upstream, gateway.cache, gateway.store, gateway.tokens)
+    health.shared = gateway.shared
+    if gateway.shared is not None:
+        profiles.shared_budget = gateway.shared.budget
     operations = OperationRoutes(gateway.keys, gateway.sessions, gateway.cache, gateway.queue, health)
     admin = AdminRoutes(
         settings, gateway.upstream, gateway.tokens, gateway.keys, gateway.cache, gateway.guard, gateway.admin_budget
@@ -173,6 +188,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         await gateway.upstream.start()
         gateway.store.open()
         gateway.flusher.start()
+        if gateway.shared is not None:
+            await gateway.shared.start()
         gateway.access_log.start()
         background = [asyncio.create_task(sweep_forever(gateway)), asyncio.create_task(refresh_forever(refresh))]
         try:
@@ -180,6 +197,10 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         finally:
             for task in background:
                 task.cancel()
+            if gateway.shared is not None:
+                held = await gateway.shared.stop(settings.shutdown_grace_seconds)
+                if held:
+                    logger.warning("%d notification(s) left in the redis stream for the other gateways", held)
             left = await gateway.flusher.stop(settings.shutdown_grace_seconds)
             if left:
                 logger.warning("%d notification(s) kept in %s for the next start", left, settings.notification_store)
@@ -207,7 +228,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
     app.state.gateway = gateway
     observe = RequestObserver(gateway.access_log)
-    hot = HotPaths(ObservedApp(app, observe), settings.max_body_bytes, observe)
+    limits = RequestLimits(settings.max_in_flight, settings.body_timeout_seconds)
+    hot = HotPaths(ObservedApp(app, observe), settings.max_body_bytes, observe, limits)
     hot.state = app.state
     delivery.mount(hot)
     return hot

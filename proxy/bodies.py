@@ -55,13 +55,13 @@ async def read_json(request: Request, limit: int) -> Any:
     return parse_json(await read_bytes(request, limit))
 
 
-async def read_form(request: Request) -> dict[str, str]:
+async def read_form(request: Request, limit: int) -> dict[str, str]:
     """An ``application/x-www-form-urlencoded`` body (parsed here: Starlette's parser needs multipart)."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type not in ("", "application/x-www-form-urlencoded"):
         raise ApiError(415, "body: must be application/x-www-form-urlencoded", "body")
     try:
-        text = (await request.body()).decode("utf-8")
+        text = (await read_bytes(request, limit)).decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "body: must be UTF-8 text", "body") from None
     return dict(parse_qsl(text, keep_blank_values=True))

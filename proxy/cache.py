@@ -81,6 +81,12 @@ class VisitorContent:
 
 
 class ContentCache(Protocol):
+    shared: bool
+
+    async def prepare(self, client: str, visitor: str, context: str) -> None: ...
+
+    async def published(self) -> None: ...
+
     def lookup(self, client: str, visitor: str, context: str, mbox: str) -> CachedMbox | None: ...
 
     def stale(self, client: str, visitor: str, mbox: str) -> CachedMbox | None: ...
@@ -119,6 +125,9 @@ class _Visitors(LRUCache[tuple[str, str], VisitorContent]):
 
 
 class InMemoryContentCache:
+    # Content shared with other gateways (proxy.shared.cache) is brought into memory by prepare().
+    shared = False
+
     def __init__(
         self,
         ttl_seconds: float,
@@ -160,6 +169,12 @@ class InMemoryContentCache:
             mbox
         ) == self._mbox_generation(client, mbox)
 
+    async def prepare(self, client: str, visitor: str, context: str) -> None:
+        """Nothing to bring in: all content is in this process's memory."""
+
+    async def published(self) -> None:
+        """Purges take effect here at once: nothing to wait for."""
+
     def lookup(self, client: str, visitor: str, context: str, mbox: str) -> CachedMbox | None:
         """A fresh entry for this view, sliding the visitor's expiry; None is a miss."""
         content = self._visitors.get((client, visitor))
@@ -176,11 +191,14 @@ class InMemoryContentCache:
         return entry
 
     def stale(self, client: str, visitor: str, mbox: str) -> CachedMbox | None:
-        """Whatever the visitor last had for this mbox, in any context, for answering while upstream fails."""
+        """Whatever the visitor last had for this mbox, in any context, for answering while upstream fails;
+        never what a purge took away (purged content may be wrong, not only old)."""
         content = self._visitors.get((client, visitor))
         if content is None or self.clock() > content.expires_at + self.stale_seconds:
             return None
         entry = content.mboxes.get(mbox)
+        if entry is not None and not self._current(client, content, mbox):
+            return None
         if entry is not None:
             self.counters.stale_served += 1
         return entry

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -97,6 +98,10 @@ def emulator_credentials(settings: Settings) -> dict[str, Any]:
     }
 
 
+def exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_gateway(args: argparse.Namespace) -> None:
     from proxy import server
 
@@ -110,6 +115,8 @@ def run_gateway(args: argparse.Namespace) -> None:
         emulator = server.spawn_emulator(emulator_sock, settings)
         emulator_sock.close()
         print(f"target-proxy emulator listening on {settings.upstream}", flush=True)
+    # uvicorn raises SIGTERM again once it has shut down; as an exception it lets the emulator stop too.
+    signal.signal(signal.SIGTERM, exit_on_signal)
     sock = server.bind(settings.host, settings.port)
     where = settings.upstream or "the edge hosts over HTTPS"
     print(f"target-proxy gateway listening on {server.url_of(sock)} (upstream: {where})", flush=True)

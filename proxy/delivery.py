@@ -10,6 +10,7 @@ default) is served instead of an error.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -36,21 +37,32 @@ from proxy.visitors import VisitorIds
 CLICKED = "-clicked"
 # Answers that mean "upstream is not serving now", as opposed to "this request is wrong".
 UNAVAILABLE = frozenset({420, 429, 500, 502, 503, 504})
+PASSED_THROUGH_5XX = frozenset({502, 503, 504})
 UNCACHEABLE_DELIVERY_KEYS = ("prefetch", "trace", "qaMode", "preview", "telemetry")
 UNCACHEABLE_MBOX_KEYS = ("profileParameters", "order", "product")
 
 
+UPSTREAM_FIELD = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
+
+
 def upstream_error(response: UpstreamResponse) -> ApiError:
-    """An upstream failure passed through with its status, as the gateway's JSON error."""
-    message = f"upstream answered {response.status}"
+    """An upstream failure passed through with its status, as the gateway's JSON error; an upstream's own
+    failure (500 and the like) is the gateway's 502, so that a 500 always means the gateway failed."""
+    message, field = f"upstream answered {response.status}", None
     try:
         payload = orjson.loads(response.body)
         if isinstance(payload, dict) and isinstance(payload.get("message"), str):
             message = payload["message"]
+            # Upstream's refusals name the field at the start of the message ("context.channel: ...").
+            named = UPSTREAM_FIELD.match(message)
+            field = payload.get("field") if isinstance(payload.get("field"), str) else named and named[1]
     except orjson.JSONDecodeError:
         pass
+    status = response.status
+    if status >= 500 and status not in PASSED_THROUGH_5XX:
+        status, message, field = 502, f"upstream answered {response.status}: {message}", None
     retry_after = response.headers.get("retry-after")
-    return ApiError(response.status, message, headers={"Retry-After": retry_after} if retry_after else None)
+    return ApiError(status, message, field, headers={"Retry-After": retry_after} if retry_after else None)
 
 
 def answer(document: dict[str, Any]) -> Outgoing:
@@ -99,6 +111,8 @@ class DeliveryRoutes:
         self.planner = planner
         self.queue = queue
         self.flight = SingleFlight()
+        # Gateways sharing state on Redis: bring the visitor's session and content into memory first.
+        self.shared = bool(getattr(sessions, "shared", False))
 
     def mount(self, paths: HotPaths) -> None:
         paths.prefix("/rest/v1/mbox/", self.single_mbox, "/rest/v1/mbox/{sessionId}")
@@ -168,6 +182,9 @@ class DeliveryRoutes:
         learn_and_hide(document, document.get("id"), record, self.sessions, client)
         if record.visitor and miss.context is not None:
             self.cache.fill(client, record.visitor, miss.context, translate.cached_mboxes(document))
+        if self.shared:  # what the miss taught (edge, tntId, content) is in Redis before the answer
+            await self.sessions.published()
+            await self.cache.published()
         return document
 
     async def fetch_once(self, incoming: Incoming, miss: Miss) -> dict[str, Any] | None:
@@ -208,6 +225,8 @@ class DeliveryRoutes:
             validation.session_id(supplied)
         body = validation.single_mbox(parse_json(incoming.body))
         ids = VisitorIds.parse(body)
+        if self.shared:
+            await self.sessions.prepare(ids.keys(client), supplied)
         record = self.sessions.resolve(ids.keys(client), supplied)
         if ids.tnt_id:
             record.tnt_id = ids.tnt_id
@@ -220,6 +239,8 @@ class DeliveryRoutes:
             return await self.forward_single(incoming, body, record, client)
         context = translate.single_context(body)
         visitor = record.visitor
+        if self.shared and visitor:
+            await self.cache.prepare(client, visitor, context)
         impression_id = (body.get("requestLocation") or {}).get("impressionId")
         if clicked:
             entry = self.cache.lookup(client, visitor, context, name) if visitor else None
@@ -326,6 +347,8 @@ class DeliveryRoutes:
         body = validation.batch_mbox(parse_json(incoming.body))
         client = body["client"]
         ids = VisitorIds.parse(body.get("id"))
+        if self.shared:
+            await self.sessions.prepare(ids.keys(client), None)
         record = self.sessions.resolve(ids.keys(client), None)
         if ids.tnt_id:
             record.tnt_id = ids.tnt_id
@@ -368,6 +391,8 @@ class DeliveryRoutes:
             validation.session_id(supplied)
         body = validation.delivery(parse_json(incoming.body))
         ids = VisitorIds.parse(body.get("id"))
+        if self.shared:
+            await self.sessions.prepare(ids.keys(client), supplied)
         record = self.sessions.resolve(ids.keys(client), supplied)
         if ids.tnt_id:
             record.tnt_id = ids.tnt_id
@@ -382,6 +407,8 @@ class DeliveryRoutes:
                 return answer(self.delivery_document(body, record, client, notes))
         context = delivery_context(body)
         if context is not None and record.visitor:
+            if self.shared:
+                await self.cache.prepare(client, record.visitor, context)
             hit = await self.delivery_from_cache(body, record, client, context, notes if accepted else [])
             if hit is not None:
                 incoming.cache = "hit"
@@ -462,11 +489,67 @@ class DeliveryRoutes:
             request["prefetch"] = {"mboxes": translate.prefetch_entries(self.planner.plan(client, asked), parameters)}
         query = {k: v for k, v in params.items() if k != "sessionId"}
         miss = Miss(client, record, request, context if prefetched_for_cache else None, query)
-        document = await self.fetch(incoming, miss)
+        try:
+            document = await self.fetch_once(incoming, miss)
+            if document is None:  # an identical miss in flight filled the cache
+                assert context is not None
+                served = await self.delivery_from_cache(body, record, client, context, accepted)
+                if served is not None:
+                    incoming.cache = "coalesced"
+                    return served
+                document = await self.fetch(incoming, miss)
+        except ApiError as exc:
+            if exc.status not in UNAVAILABLE or not prefetched_for_cache:
+                raise
+            incoming.cache = "stale"
+            return await self.delivery_fallback(body, record, client, accepted, exc)
         if prefetched_for_cache:
             document.pop("prefetch", None)
         if accepted:
             document["notifications"] = [{"id": note["id"]} for note in accepted]
+        return answer(document)
+
+    async def delivery_fallback(
+        self,
+        body: dict[str, Any],
+        record: SessionRecord,
+        client: str,
+        accepted: list[dict[str, Any]],
+        failure: ApiError,
+    ) -> Outgoing:
+        """Stale-if-error for a page of mboxes: each one's last content for the visitor, else its configured
+        default; the failure itself when some mbox has neither."""
+        mboxes = body["execute"]["mboxes"]
+        answered: list[tuple[bytes, bytes]] = []
+        views = []
+        for mbox in mboxes:
+            entry = self.cache.stale(client, record.visitor, mbox["name"]) if record.visitor else None
+            default = self.settings.default_content.get(mbox["name"])
+            if entry is not None:
+                answered.append((entry.options_json, entry.metrics_json))
+                if entry.has_display:
+                    views.append(view_notification("display", entry, body.get("impressionId")))
+            elif default is not None:
+                answered.append((orjson.dumps([{"type": "html", "content": default}]), b"[]"))
+            else:
+                raise failure
+        try:
+            if views:
+                await self.notify_views(record, client, body.get("id"), views)
+        except BacklogFull:
+            raise failure from None
+        document = self.delivery_document(body, record, client, accepted)
+        document["execute"] = {
+            "mboxes": [
+                {
+                    "index": mbox["index"],
+                    "name": mbox["name"],
+                    "options": orjson.Fragment(options),
+                    "metrics": orjson.Fragment(metrics),
+                }
+                for mbox, (options, metrics) in zip(mboxes, answered, strict=True)
+            ]
+        }
         return answer(document)
 
 

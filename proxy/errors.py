@@ -43,9 +43,13 @@ async def api_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.message, exc.field, exc.headers)
 
 
+# What the router refuses, it refuses for the path or the method.
+ROUTING_FIELDS = {404: "path", 405: "method"}
+
+
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, exc.detail, headers=exc.headers)
+    return error_response(exc.status_code, exc.detail, ROUTING_FIELDS.get(exc.status_code), exc.headers)
 
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> Response:

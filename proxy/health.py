@@ -43,6 +43,7 @@ class Health:
         self._probed_at = float("-inf")
         self._reachable = False
         self._detail = "not probed yet"
+        self.shared: Any = None  # proxy.shared.SharedParts, when gateways share their state on Redis
 
     async def upstream_reachable(self) -> tuple[bool, str]:
         """Any HTTP answer below 500 to a GET of the Delivery API's path (which takes POSTs only, so the
@@ -76,6 +77,8 @@ class Health:
                 "bound": self.store.max_backlog,
             },
         }
+        if self.shared is not None:
+            checks["redis"] = self.shared.check()  # stays ok while down: the gateway serves from memory
         if self.tokens.configured:
             try:
                 await self.tokens.token()

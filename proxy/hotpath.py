@@ -8,6 +8,7 @@ path goes to the Starlette app unchanged. Errors are the same JSON documents eit
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy.errors import ApiError, error_body
 
@@ -72,10 +73,18 @@ def parse_query(query: str) -> dict[str, str]:
 class HotPaths:
     """Exact paths and one-segment prefixes (``/rest/v1/mbox/{sessionId}``) for POST handlers."""
 
-    def __init__(self, fallback: ASGIApp, max_body_bytes: int, observe: Observer) -> None:
+    def __init__(
+        self,
+        fallback: ASGIApp,
+        max_body_bytes: int,
+        observe: Observer,
+        limits: RequestLimits | None = None,
+    ) -> None:
         self.fallback = fallback
         self.max_body_bytes = max_body_bytes
         self.observe = observe
+        self.limits = limits or RequestLimits()
+        self.in_flight = 0
         self.state: Any = None  # the application's state, for whoever holds the entry point
         self._exact: dict[str, tuple[Handler, str]] = {}
         self._prefixes: dict[str, tuple[Handler, str]] = {}
@@ -98,12 +107,24 @@ class HotPaths:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http":
             await self.fallback(scope, receive, send)
             return
-        matched = self._match(scope["path"])
+        refusal = self.limits.refusal(scope, self.in_flight)
+        if refusal is not None:
+            await respond(send, refusal)
+            self.observe(scope["method"], "refused", refusal.status, 0.0, None, None)
+            return
+        self.in_flight += 1
+        try:
+            await self._dispatch(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        matched = self._match(scope["path"]) if scope["method"] == "POST" else None
         if matched is None:
-            await self.fallback(scope, receive, send)
+            await self.fallback(scope, self.limits.timed(receive), send)
             return
         handler, route, path_param = matched
         started = time.perf_counter()
@@ -139,15 +160,69 @@ class HotPaths:
             raise ApiError(413, f"request body exceeds {limit} bytes", "body")
         chunks = []
         size = 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, f"request body exceeds {limit} bytes", "body")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        try:
+            # A client that sends its body slowly holds a request open: not for long.
+            async with asyncio.timeout(self.limits.body_timeout_s):
+                while True:
+                    message = await receive()
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        raise ApiError(413, f"request body exceeds {limit} bytes", "body")
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        except TimeoutError:
+            raise ApiError(408, "body: not received in time", "body") from None
+
+
+JSON_TYPES = ("application/json", "text/plain")
+
+
+@dataclass(slots=True)
+class RequestLimits:
+    """What any request must keep within, checked before anything else is done with it (the size and
+    arrival time of its head are bounded earlier, by ``proxy.protocol``)."""
+
+    max_in_flight: int = 4096
+    body_timeout_s: float = 10.0
+
+    def refusal(self, scope: Scope, in_flight: int) -> Outgoing | None:
+        if in_flight >= self.max_in_flight:
+            return Outgoing(503, error_body(503, "too many requests in progress; try again"), {"Retry-After": "1"})
+        if scope["method"] == "POST" and _json_routes(scope["path"]):
+            for name, value in scope["headers"]:
+                if name == b"content-type":
+                    media = value.split(b";", 1)[0].strip().lower().decode("latin-1")
+                    if media not in JSON_TYPES and not media.endswith("+json"):
+                        message = f"Content-Type: {media or 'empty'} is not JSON (send application/json)"
+                        return Outgoing(415, error_body(415, message, "Content-Type"))
+                    break
+        return None
+
+    def timed(self, receive: Receive) -> Receive:
+        """``receive`` for routes that read their own bodies: the body must arrive within the limit."""
+        timeout = self.body_timeout_s
+        complete = False
+
+        async def receive_in_time() -> Message:
+            nonlocal complete
+            if complete:  # after the body only a disconnect can come, and waiting for it is no abuse
+                return await receive()
+            try:
+                async with asyncio.timeout(timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise ApiError(408, "body: not received in time", "body") from None
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        return receive_in_time
+
+
+def _json_routes(path: str) -> bool:
+    """Paths whose bodies are JSON: the delivery APIs (the others are checked where they are read)."""
+    return path.startswith(("/rest/v1/mbox", "/rest/v2/batchmbox", "/rest/v1/delivery"))
 
 
 async def respond(send: Send, outgoing: Outgoing) -> None:

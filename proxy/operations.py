@@ -72,6 +72,7 @@ class OperationRoutes:
             "failed": counters.failed,
             "retried": counters.retried,
             "deadLettered": counters.dead_lettered,
+            **({"shared": self.queue.shared_document()} if hasattr(self.queue, "shared_document") else {}),
         }
 
     async def page(self, request: Request) -> Response:
@@ -79,7 +80,7 @@ class OperationRoutes:
 
     async def status(self, request: Request) -> Response:
         """Everything the status page shows."""
-        self.keys.require(request, "operator")
+        await self.keys.admit(request, "operator")
         checks = await self.health.checks()
         return JSONAnswer(
             {
@@ -91,40 +92,44 @@ class OperationRoutes:
         )
 
     async def cache_status(self, request: Request) -> Response:
-        self.keys.require(request, "operator")
+        await self.keys.admit(request, "operator")
         return JSONAnswer(self.cache_document())
 
     async def queue_status(self, request: Request) -> Response:
-        self.keys.require(request, "operator")
+        await self.keys.admit(request, "operator")
         return JSONAnswer(self.queue_document())
 
     # DELETE /_proxy/cache[?client=C]
     async def purge_all(self, request: Request) -> Response:
-        self.keys.require(request, "operator")
+        await self.keys.admit(request, "operator")
         client = request.query_params.get("client")
         if client is None:
             self.cache.purge_all()
         else:
             self.cache.purge_client(validation.client_code(client))
+        await self.cache.published()  # other gateways sharing the cache have it too
         return JSONAnswer({"purged": "all", "client": client})
 
     # DELETE /_proxy/cache/visitors?client=C&tntId=...|thirdPartyId=...|marketingCloudVisitorId=...
     async def purge_visitor(self, request: Request) -> Response:
-        self.keys.require(request, "operator")
+        await self.keys.admit(request, "operator")
         params = request.query_params
         client = validation.client_code(params.get("client"))
         validation.visitor_id(dict(params))
         ids = VisitorIds.parse(dict(params))
         if not ids:
             raise validation.fail("tntId", "one of tntId, thirdPartyId or marketingCloudVisitorId is required")
+        await self.sessions.prepare(ids.keys(client), None, create=False)  # a visitor another gateway saw
         record = self.sessions.find(ids.keys(client))
         purged = bool(record and record.visitor and self.cache.purge_visitor(client, record.visitor))
+        await self.cache.published()
         return JSONAnswer({"purged": purged})
 
     # DELETE /_proxy/cache/mboxes/{mbox}?client=C
     async def purge_mbox(self, request: Request) -> Response:
-        self.keys.require(request, "operator")
+        await self.keys.admit(request, "operator")
         client = validation.client_code(request.query_params.get("client"))
         mbox = validation.mbox_name(request.path_params["mbox"], "mbox", 250)
         self.cache.purge_mbox(client, mbox)
+        await self.cache.published()
         return JSONAnswer({"purged": mbox, "client": client})

@@ -8,19 +8,20 @@ are rewritten to point at the gateway.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import quote, urlencode
 
 from cachetools import LRUCache
 from starlette.requests import Request
 from starlette.responses import Response
 
-from proxy import validation
+from proxy import batch_files, validation
 from proxy.affinity import client_host, edge_host_for, located_tnt_id
 from proxy.auth import ClientKeys
 from proxy.bodies import JSONAnswer, read_bytes, read_form, request_headers
 from proxy.delivery import upstream_error
 from proxy.ratelimit import CallBudget
-from proxy.sessions import EDGE_HOST, SessionStore
+from proxy.sessions import EDGE_HOST, SessionRecord, SessionStore
 from proxy.settings import Settings
 from proxy.upstream import Upstream, UpstreamResponse
 from proxy.visitors import VisitorIds, split_location
@@ -47,36 +48,46 @@ class ProfileRoutes:
         self._batch_edges: LRUCache[str, str] = LRUCache(maxsize=10_000)
         # The bulk profile API takes 50 calls a minute per client.
         self._budgets: dict[str, CallBudget] = {}
+        # Gateways sharing state on Redis share each client's budget too (proxy.shared.SharedParts.budget).
+        self.shared_budget: Callable[[str], CallBudget] | None = None
 
     def budget(self, client: str) -> CallBudget:
         budget = self._budgets.get(client)
         if budget is None:
-            budget = self._budgets[client] = CallBudget(
-                self.settings.admin_calls_per_minute, self.settings.admin_queue_seconds
+            budget = self._budgets[client] = (
+                self.shared_budget(client)
+                if self.shared_budget
+                else CallBudget(self.settings.admin_calls_per_minute, self.settings.admin_queue_seconds)
             )
         return budget
 
     # GET /rest/v1/profiles/{tnt_id}?client=C
     async def fetch_by_tnt_id(self, request: Request) -> Response:
         if self.settings.profile_read_requires_key:
-            self.keys.require(request, "profile")
+            await self.keys.admit(request, "profile")
         client = validation.client_code(request.query_params.get("client"))
         tnt_id = validation.tnt_id(request.path_params["tnt_id"], "tntId", 128)
         assert tnt_id is not None
-        record = self.sessions.find(VisitorIds.parse({"tntId": tnt_id}).keys(client))
+        record = await self._find(VisitorIds.parse({"tntId": tnt_id}).keys(client))
         path = f"/rest/v1/profiles/{quote(located_tnt_id(tnt_id, record), safe='')}?{request.url.query}"
         return await self._fetch(request, edge_host_for(record, client), path)
 
     # GET /rest/v1/profiles/thirdPartyId/{third_party_id}?client=C
     async def fetch_by_third_party_id(self, request: Request) -> Response:
         if self.settings.profile_read_requires_key:
-            self.keys.require(request, "profile")
+            await self.keys.admit(request, "profile")
         client = validation.client_code(request.query_params.get("client"))
         third_party_id = validation.text(request.path_params["third_party_id"], "thirdPartyId", 128, required=True)
         assert third_party_id is not None
-        record = self.sessions.find(VisitorIds(third_party_id=third_party_id).keys(client))
+        record = await self._find(VisitorIds(third_party_id=third_party_id).keys(client))
         path = f"/rest/v1/profiles/thirdPartyId/{quote(third_party_id, safe='')}?{request.url.query}"
         return await self._fetch(request, edge_host_for(record, client), path)
+
+    async def _find(self, keys: list[str]) -> SessionRecord | None:
+        """The visitor's record (brought from Redis first when gateways share their sessions)."""
+        if self.sessions.shared:
+            await self.sessions.prepare(keys, None, create=False)
+        return self.sessions.find(keys)
 
     async def _fetch(self, request: Request, host: str, path: str) -> Response:
         response = await self.upstream.request("GET", host, path, headers=request_headers(request, None))
@@ -89,17 +100,17 @@ class ProfileRoutes:
 
     # GET|POST /m2/{client}/profile/update?mboxPC=...&profile.name=value
     async def update(self, request: Request) -> Response:
-        self.keys.require(request, "profile")
+        await self.keys.admit(request, "profile")
         client = validation.client_code(request.path_params["client"])
         query = dict(request.query_params)
         if request.method == "POST":
-            query.update(await read_form(request))
+            query.update(await read_form(request, self.settings.max_body_bytes))
         kind, identity, _ = validation.profile_update(query)
         if kind == "mboxPC":
-            record = self.sessions.find(VisitorIds.parse({"tntId": identity}).keys(client))
+            record = await self._find(VisitorIds.parse({"tntId": identity}).keys(client))
             query["mboxPC"] = located_tnt_id(identity, record)
         else:
-            record = self.sessions.find(VisitorIds(third_party_id=identity).keys(client))
+            record = await self._find(VisitorIds(third_party_id=identity).keys(client))
         path = f"/m2/{quote(client, safe='')}/profile/update?{urlencode(query)}"
         response = await self.upstream.request(
             "GET", edge_host_for(record, client), path, headers=request_headers(request, None)
@@ -108,11 +119,11 @@ class ProfileRoutes:
 
     # POST /m2/{client}/v2/profile/batchUpdate
     async def batch_update(self, request: Request) -> Response:
-        self.keys.require(request, "profile")
+        await self.keys.admit(request, "profile")
         client = validation.client_code(request.path_params["client"])
         body = await read_bytes(request, MAX_BATCH_BYTES)
-        if not body.strip():
-            raise validation.fail("batch", "the batch file is empty")
+        # A file upstream would refuse costs a call of the client's budget: its head is checked here.
+        batch_files.read_head(batch_files.rows(batch_files.batch_text(body)))
         content_type = request.headers.get("content-type", "application/x-www-form-urlencoded")
         await self.budget(client).spend()
         response = await self.upstream.request(
@@ -138,7 +149,7 @@ class ProfileRoutes:
 
     # GET /m2/{client}/v2/profile/batchStatus?batchId=...
     async def batch_status(self, request: Request) -> Response:
-        self.keys.require(request, "profile")
+        await self.keys.admit(request, "profile")
         client = validation.client_code(request.path_params["client"])
         batch_id = validation.text(request.query_params.get("batchId"), "batchId", 256, required=True)
         assert batch_id is not None

@@ -6,19 +6,25 @@ and lets several workers share one listening socket.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from typing import Any
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from proxy import logs
+from proxy.protocol import GuardedHttpToolsProtocol
 from proxy.settings import Settings, to_environ
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -44,7 +50,11 @@ def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config
     return uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=partial(  # type: ignore[arg-type]
+            GuardedHttpToolsProtocol,
+            max_header_bytes=settings.max_header_bytes,
+            header_timeout_s=settings.header_timeout_seconds,
+        ),
         lifespan="on",
         access_log=False,  # the gateway writes its own request log
         log_config=None,  # and formats uvicorn's messages as JSON too (proxy.logs)
@@ -71,7 +81,16 @@ def run(app: Any, sock: socket.socket, settings: Settings, workers: int = 1) -> 
 
 
 def spawn_emulator(sock: socket.socket, settings: Settings) -> subprocess.Popen[bytes]:
-    """Start the emulator in its own process on an already-bound socket."""
+    """Start the emulator in its own process on an already-bound socket; it ends with the gateway's process,
+    even one killed outright."""
     env = {**os.environ, **to_environ(settings)}
     fd = sock.fileno()
-    return subprocess.Popen([sys.executable, "-m", "proxy", "emulator", "--fd", str(fd)], pass_fds=[fd], env=env)
+    command = [sys.executable, "-m", "proxy", "emulator", "--fd", str(fd)]
+    return subprocess.Popen(command, pass_fds=[fd], env=env, preexec_fn=die_with_parent)
+
+
+def die_with_parent() -> None:
+    """In the child, before it runs: SIGTERM when the parent's process ends (Linux; elsewhere a no-op)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

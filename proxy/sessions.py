@@ -45,6 +45,12 @@ def new_session_id() -> str:
 
 
 class SessionStore(Protocol):
+    shared: bool
+
+    async def prepare(self, keys: list[str], supplied_session: str | None, create: bool = True) -> None: ...
+
+    async def published(self) -> None: ...
+
     def resolve(self, keys: list[str], supplied_session: str | None) -> SessionRecord: ...
 
     def find(self, keys: list[str]) -> SessionRecord | None: ...
@@ -81,6 +87,9 @@ def drop_aliases(aliases: dict[str, str], primary: str, record: SessionRecord) -
 
 class InMemorySessionStore:
     """Bounded by visitors (least recently used out first), expired by time on access and by sweep."""
+
+    # Records shared with other gateways (proxy.shared.sessions) are brought into memory by prepare().
+    shared = False
 
     def __init__(self, ttl_seconds: float, max_visitors: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl_seconds
@@ -122,6 +131,12 @@ class InMemorySessionStore:
             if record is not None:
                 return record
         return None
+
+    async def prepare(self, keys: list[str], supplied_session: str | None, create: bool = True) -> None:
+        """Nothing to bring in: every record is in this process's memory."""
+
+    async def published(self) -> None:
+        """Nothing to write out."""
 
     def resolve(self, keys: list[str], supplied_session: str | None) -> SessionRecord:
         """The visitor's record, created with a new (or the supplied) session ID if there is none."""

@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import limits
 import orjson
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -49,6 +50,9 @@ class Settings(BaseSettings):
     upstream_retries: int = Field(1, ge=0, le=5)
     # Shorter than the upstream's keep-alive, so a pooled connection is not reused as upstream closes it.
     upstream_idle_seconds: float = Field(4.0, gt=0)
+    # Circuit breaker per upstream host: this many failures in a row open it for this long.
+    upstream_circuit_failures: int = Field(5, ge=1)
+    upstream_circuit_reset_seconds: float = Field(10.0, gt=0)
 
     # Sessions and edge affinity
     session_ttl_seconds: float = Field(1800.0, gt=0)
@@ -80,6 +84,10 @@ class Settings(BaseSettings):
 
     # Request limits
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_header_bytes: int = Field(16 * 1024, ge=1024)  # request line and headers; more gets 431
+    header_timeout_seconds: float = Field(10.0, gt=0)  # a request head not received by then gets 408
+    max_in_flight: int = Field(4096, ge=1)  # requests in progress; more get 503
+    body_timeout_seconds: float = Field(10.0, gt=0)  # a body not received by then gets 408
 
     # Management APIs: the gateway's own credentials (OAuth server-to-server) and where they go
     ims_url: str = "https://ims-na1.adobelogin.com/ims/token/v3"
@@ -98,6 +106,8 @@ class Settings(BaseSettings):
 
     # Client keys of the gateway: key -> scopes (delivery, profile, admin, activation, operator)
     client_keys: dict[str, list[str]] = Field(default_factory=dict)
+    # Calls a client key may make, in any moving window ("600/minute", "20/second", ...)
+    client_key_rate: str = "600/minute"
     # Target's profile fetch API has no authentication; set this to require the 'profile' scope.
     profile_read_requires_key: bool = False
 
@@ -115,6 +125,16 @@ class Settings(BaseSettings):
     emulator_token_ttl_seconds: int = Field(86399, ge=1)
     # Target Admin and bulk profile APIs: calls a minute per client before 503
     emulator_admin_rate_per_minute: int = Field(50, ge=1)
+
+    # Scaling out: several gateways sharing sessions, cache, notifications and budgets on Redis. Unset, each
+    # gateway keeps everything in its own memory and its own notification log.
+    redis_url: str | None = None  # redis://host:port/db (rediss:// for TLS)
+    redis_timeout_ms: int = Field(100, ge=1)  # per Redis command; past it Redis counts as down
+    redis_prefix: str = "target-proxy:"
+    redis_retry_ms: int = Field(500, ge=10)  # how often a gateway that lost Redis tries it again
+    redis_session_sync_seconds: float = Field(10.0, gt=0)  # a visitor's record is read again this long after
+    redis_claim_idle_ms: int = Field(30_000, ge=100)  # notifications a gateway holds this long unsettled are claimed
+    redis_stream_max_read: int = Field(20_000, ge=1)  # notifications one gateway's flusher holds at once
 
     @field_validator("log_level")
     @classmethod
@@ -149,6 +169,24 @@ class Settings(BaseSettings):
             unknown = set(scopes) - SCOPES
             if unknown:
                 raise ValueError(f"unknown scope {sorted(unknown)[0]!r}; scopes are {', '.join(sorted(SCOPES))}")
+        return value
+
+    @field_validator("client_key_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ValueError("must be a rate like 600/minute or 20/second") from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
     @field_validator("emulator_clusters")

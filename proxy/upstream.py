@@ -10,6 +10,7 @@ connection could not be opened (nothing was sent), and idempotent ones on any tr
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import ConnectError, RequestError, RequestTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -26,6 +29,13 @@ from proxy.metrics import UPSTREAM_CALLS, UPSTREAM_SECONDS
 from proxy.settings import Settings
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+class _Failing(Exception):
+    """An answer that counts as a failure for the circuit breaker, carried out of it."""
+
+    def __init__(self, response: UpstreamResponse) -> None:
+        self.response = response
 
 
 @dataclass(slots=True)
@@ -45,6 +55,10 @@ class Upstream:
         self.timeout_ms = settings.upstream_timeout_ms
         self.retries = settings.upstream_retries
         self._client: Client | None = None
+        self._breakers = AsyncCircuitBreakerFactory(
+            default_threshold=settings.upstream_circuit_failures, default_ttl=settings.upstream_circuit_reset_seconds
+        )
+        self.open_circuits: set[str] = set()
         self._kinds: dict[str, str] = {}
         self._metrics: dict[tuple[str, str], tuple[Any, Any]] = {}
 
@@ -81,6 +95,42 @@ class Upstream:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
+    ) -> UpstreamResponse:
+        """One call, through the host's circuit breaker: after enough failures in a row (5xx answers,
+        timeouts, lost connections) the host is not called for a while and calls answer 503 at once; then
+        calls probe it again, and the first success closes the circuit (a failure opens it again)."""
+        breaker = await self._breakers.get_breaker(host)
+        try:
+            async with breaker:
+                response = await self._attempts(method, host, path_and_query, body, headers, timeout_ms)
+                if response.status >= 500:
+                    raise _Failing(response)
+        except OpenedState as opened:
+            # The breaker raises one instance for as long as it is open, and each raise adds this call's
+            # frames (its body, its headers) to that instance's traceback: drop them, or every call refused
+            # while the circuit is open stays in memory until it closes.
+            opened.__traceback__ = None
+            self.open_circuits.add(host)
+            reopens_at = opened.opened_at + self.settings.upstream_circuit_reset_seconds
+            retry = max(1, math.ceil(reopens_at - time.time()))
+            raise ApiError(
+                503,
+                f"upstream {host} is failing; it is tried again in {retry} s",
+                headers={"Retry-After": str(retry)},
+            ) from None
+        except _Failing as failing:
+            return failing.response
+        self.open_circuits.discard(host)
+        return response
+
+    async def _attempts(
+        self,
+        method: str,
+        host: str,
+        path_and_query: str,
+        body: bytes | None,
+        headers: Mapping[str, str] | None,
+        timeout_ms: int | None,
     ) -> UpstreamResponse:
         try:
             return await self._send(method, host, path_and_query, body, headers, timeout_ms)

@@ -32,6 +32,11 @@ def fail(field: str, message: str) -> ApiError:
     return ApiError(400, f"{field}: {message}", field)
 
 
+def is_one_of(value: Any, allowed: frozenset[str]) -> bool:
+    # A set lookup of a list or object would raise TypeError: the client's 400, not the gateway's 500.
+    return isinstance(value, str) and value in allowed
+
+
 def require_object(body: Any, field: str = "body") -> dict[str, Any]:
     if not isinstance(body, dict):
         raise fail(field, "must be a JSON object")
@@ -241,7 +246,7 @@ def visitor_id(value: Any, field: str = "id") -> dict[str, Any]:
         text(customer.get("id"), f"{where}.id", 128, required=True)
         text(customer.get("integrationCode"), f"{where}.integrationCode", 50, required=True)
         state = customer.get("authenticatedState", "unknown")
-        if state not in AUTHENTICATED_STATES:
+        if not is_one_of(state, AUTHENTICATED_STATES):
             raise fail(f"{where}.authenticatedState", "must be unknown, authenticated or logged_out")
     return ids
 
@@ -347,7 +352,7 @@ def request_details(entry: dict[str, Any], field: str) -> None:
 def notification(note: Any, field: str) -> dict[str, Any]:
     note = require_object(note, field)
     text(note.get("id"), f"{field}.id", 200, required=True)
-    if note.get("type") not in NOTIFICATION_TYPES:
+    if not is_one_of(note.get("type"), NOTIFICATION_TYPES):
         raise fail(f"{field}.type", "must be display or click")
     stamp = note.get("timestamp")
     if isinstance(stamp, bool) or not isinstance(stamp, int | float) or stamp <= 0:
@@ -371,7 +376,7 @@ def delivery(body: Any) -> dict[str, Any]:
     context = optional_object(body.get("context"), "context")
     if context is None:
         raise fail("context", "is required")
-    if context.get("channel") not in CHANNELS:
+    if not is_one_of(context.get("channel"), CHANNELS):
         raise fail("context.channel", "must be web or mobile")
     address = optional_object(context.get("address"), "context.address")
     if address:

@@ -112,6 +112,16 @@ def test_purges_by_visitor_mbox_client_and_all() -> None:
     assert content.lookup("other", "a", "c", "hero") is None
 
 
+def test_purged_content_is_not_served_stale_either() -> None:
+    content = cache(FakeClock())
+    content.fill("demo", "v", "c", [entry("hero"), entry("banner")])
+    content.purge_mbox("demo", "hero")
+    assert content.stale("demo", "v", "hero") is None
+    assert content.stale("demo", "v", "banner") is not None
+    content.purge_client("demo")
+    assert content.stale("demo", "v", "banner") is None
+
+
 def test_entry_size_accounts_for_content_and_tokens() -> None:
     small, large = entry("hero", "x"), entry("hero", "x" * 3000)
     assert large.size() - small.size() == 2999

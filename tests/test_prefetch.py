@@ -215,3 +215,58 @@ def test_notifications_sent_by_a_client_are_taken_over(gateway_with_groups: OwnG
     assert taken.status_code == 200 and taken.json()["notifications"] == [{"id": "display-1"}]
     wait_for(lambda: stats(emulator)["notifications"]["display"] == 1, timeout=10)
     assert stats(emulator)["impressions"] == 1
+
+
+def page_request(who: str, *names: str, **context: Any) -> dict[str, Any]:
+    return {
+        "id": {"thirdPartyId": who},
+        "context": {"channel": "web", **context},
+        "execute": {"mboxes": [{"index": n, "name": name} for n, name in enumerate(names)]},
+    }
+
+
+def test_identical_delivery_misses_are_coalesced(gateway_with_groups: OwnGateway, emulator: httpx.Client) -> None:
+    gw, who = gateway_with_groups, visitor()
+    emulator.post("/_emulator/faults", json={"latency_ms": 300}).raise_for_status()
+    page = page_request(who, "home-hero", "product-reco")
+    calls = [Call("/rest/v1/delivery", page, {"client": "demo", "sessionId": "page-1"})] * 20
+    answers = post_concurrently(gw.url, calls, concurrency=20)
+    assert {a.status for a in answers} == {200}
+    assert len({str(a.body["execute"]) for a in answers}) == 1, "one decision for all"
+    assert stats(emulator)["requests"] == {"delivery": 1}, "twenty identical page misses, one upstream call"
+    emulator.post("/_emulator/faults", json={}).raise_for_status()
+    wait_for(lambda: drained(gw), timeout=10)
+    assert stats(emulator)["impressions"] == 40, "every mbox of every page counted once"
+
+
+def test_delivery_stale_if_error_then_default_content_then_the_error(
+    gateway_settings: dict[str, Any], emulator: httpx.Client
+) -> None:
+    defaults = {"checkout-promo": "<p>Free returns</p>"}
+    with own_gateway(
+        gateway_settings,
+        prefetch_groups={"demo": ["home-hero"]},
+        default_content=defaults,
+        notification_max_delay_ms=200,
+    ) as gw:
+        who = visitor()
+
+        def page(*names: str, **context: Any) -> httpx.Response:
+            body = page_request(who, *names, **context)
+            return gw.client.post("/rest/v1/delivery?client=demo&sessionId=page-2", json=body)
+
+        first = page("home-hero").json()["execute"]["mboxes"][0]
+        emulator.post("/_emulator/faults", json={"status": 503}).raise_for_status()
+        # Another context is a miss; upstream fails; the visitor's last content and the default stand in.
+        fallback = page("home-hero", "checkout-promo", address={"url": "https://shop.example/other"})
+        assert fallback.status_code == 200, fallback.text
+        hero, promo = fallback.json()["execute"]["mboxes"]
+        assert [o["content"] for o in hero["options"]] == [o["content"] for o in first["options"]]
+        assert promo["options"] == [{"type": "html", "content": defaults["checkout-promo"]}]
+        failed = page("home-hero", "product-reco", address={"url": "https://shop.example/third"})
+        assert failed.status_code == 503 and failed.json()["status"] == 503, "no stale or default for one of them"
+        emulator.post("/_emulator/faults", json={}).raise_for_status()
+        wait_for(lambda: drained(gw), timeout=15)
+    counted = stats(emulator)
+    assert counted["impressions"] == 2, "the first page executed, the stale view was notified"
+    assert counted["notifications"]["display"] == 1

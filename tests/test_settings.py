@@ -43,6 +43,10 @@ def test_errors_name_the_setting_and_where_to_set_it(monkeypatch: pytest.MonkeyP
         ({"client_keys": {"short": ["operator"]}}, "client_keys"),
         ({"client_keys": {"a-long-enough-key-01": ["root"]}}, "client_keys"),
         ({"notification_sync": "sometimes"}, "notification_sync"),
+        ({"client_key_rate": "lots"}, "client_key_rate"),
+        ({"max_header_bytes": 100}, "max_header_bytes"),
+        ({"header_timeout_seconds": 0}, "header_timeout_seconds"),
+        ({"upstream_circuit_failures": 0}, "upstream_circuit_failures"),
         ({"nonsense": 1}, "nonsense"),
     ],
 )

@@ -158,7 +158,7 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
         validation.client_code(request.path_params["client"])
         query = dict(request.query_params)
         if request.method == "POST":
-            query.update(await read_form(request))
+            query.update(await read_form(request, MAX_BODY_BYTES))
         routing = query.get("mboxPC") or query.get("mbox3rdPartyId")
         state.edge.update_profile(state.call(request, routing_key=routing), query)
         return xml_response([("success", "true"), ("message", "Request successfully submitted")])

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs
 
+from proxy import batch_files
 from proxy.emulator.profiles import ProfileStore
 from proxy.errors import ApiError
 
 MAX_BATCH_BYTES = 50 * 1024 * 1024
 MAX_BATCH_ROWS = 500_000
-ID_COLUMNS = {
-    "pcid": "tntId",
-    "mboxpc": "tntId",
-    "thirdpartyid": "thirdPartyId",
-    "mbox3rdpartyid": "thirdPartyId",
-}
 
 
 @dataclass(slots=True)
@@ -27,34 +19,12 @@ class Batch:
     rows: list[tuple[str, str]] = field(default_factory=list)
 
 
-def batch_file(body: str) -> str:
-    """The CSV of a request body: the ``batch`` field of an application/x-www-form-urlencoded form (names and
-    values URL-encoded, as documented), or a file sent as it stands, which its raw line breaks give away."""
-    if "\n" in body.strip():
-        return body.removeprefix("batch=")
-    fields = parse_qs(body, keep_blank_values=True)
-    return fields["batch"][0] if "batch" in fields else body
-
-
 def parse_batch(raw: bytes) -> tuple[str, list[str], list[list[str]]]:
     """The id column kind, the attribute names and the rows of a batch file."""
     if len(raw) > MAX_BATCH_BYTES:
         raise ApiError(413, "batch file exceeds 50 MB", "batch")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ApiError(400, "batch: must be UTF-8 text", "batch") from None
-    text = batch_file(text)
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header:
-        raise ApiError(400, "batch: the file is empty", "batch")
-    kind = ID_COLUMNS.get(header[0].strip().lower())
-    if kind is None:
-        raise ApiError(400, "batch: the first column must be pcId or thirdPartyId", "batch")
-    names = [name.strip() for name in header[1:]]
-    if not names or any(not name or len(name) > 128 for name in names):
-        raise ApiError(400, "batch: attribute names must be 1-128 characters", "batch")
+    reader = batch_files.rows(batch_files.batch_text(raw))
+    kind, names = batch_files.read_head(reader)
     rows = list(itertools.islice((row for row in reader if row), MAX_BATCH_ROWS + 1))
     if len(rows) > MAX_BATCH_ROWS:
         raise ApiError(400, f"batch: more than {MAX_BATCH_ROWS} rows", "batch")

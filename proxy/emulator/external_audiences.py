@@ -113,7 +113,7 @@ def _fields(value: Any) -> list[dict[str, Any]]:
         if name in names:
             raise validation.fail(f"{where}.name", f"{name} is listed twice")
         names.add(name or "")
-        if item.get("type") not in FIELD_TYPES:
+        if not validation.is_one_of(item.get("type"), FIELD_TYPES):
             raise validation.fail(f"{where}.type", f"must be one of {', '.join(sorted(FIELD_TYPES))}")
         validation.text(item.get("identityNs"), f"{where}.identityNs", 256)
         _strings(item.get("labels"), f"{where}.labels")
@@ -133,7 +133,7 @@ def _source_spec(value: Any) -> dict[str, Any]:
         raise validation.fail("sourceSpec.type", "must be file or folder")
     if spec.get("sourceType") not in (None, "Cloud Storage"):
         raise validation.fail("sourceSpec.sourceType", "must be Cloud Storage")
-    if spec.get("cloudType") not in CLOUD_TYPES:
+    if not validation.is_one_of(spec.get("cloudType"), CLOUD_TYPES):
         raise validation.fail("sourceSpec.cloudType", f"must be one of {', '.join(sorted(CLOUD_TYPES))}")
     if spec["cloudType"] in NEEDS_CONNECTION:
         validation.text(spec.get("baseConnectionId"), "sourceSpec.baseConnectionId", 256, required=True)

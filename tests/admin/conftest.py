@@ -32,7 +32,7 @@ def shared_admin_gateway(
     (Tests that use it take the ``emulator`` fixture too, for a reset emulator to count upstream calls.)"""
     settings = {
         "upstream": emulator_process.url,
-        "notification_store": tmp_path_factory.mktemp("admin-gateway") / "notifications.db",
+        "notification_store": tmp_path_factory.mktemp("admin-gateway") / "notifications",
         **CREDENTIALS,
         "client_keys": KEYS,
     }

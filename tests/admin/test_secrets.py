@@ -64,7 +64,7 @@ class Recorder:
 def gateway_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     return {
         "TARGET_PROXY_CLIENT_KEYS": orjson.dumps(KEYS).decode(),
-        "TARGET_PROXY_NOTIFICATION_STORE": str(tmp_path / "notifications.db"),
+        "TARGET_PROXY_NOTIFICATION_STORE": str(tmp_path / "notifications"),
         "TARGET_PROXY_LOG_LEVEL": "debug",
         "TARGET_PROXY_SHUTDOWN_GRACE_SECONDS": "1",
         **settings,

@@ -55,7 +55,7 @@ def test_unknown_paths_answer_json_404_and_are_not_counted(emulator: httpx.Clien
     response = emulator.get("/rest/v9/nothing")
 
     assert response.status_code == 404
-    assert response.json() == {"status": 404, "message": "Not Found"}
+    assert response.json() == {"status": 404, "message": "Not Found", "field": "path"}
     assert stats(emulator)["requests"] == {}
 
 
