@@ -228,7 +228,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
     app.state.gateway = gateway
     observe = RequestObserver(gateway.access_log)
-    limits = RequestLimits(settings.max_in_flight, settings.body_timeout_seconds)
+    limits = RequestLimits(settings.max_in_flight)
     hot = HotPaths(ObservedApp(app, observe), settings.max_body_bytes, observe, limits)
     hot.state = app.state
     delivery.mount(hot)

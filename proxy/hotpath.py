@@ -8,7 +8,6 @@ path goes to the Starlette app unchanged. Errors are the same JSON documents eit
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from proxy.errors import ApiError, error_body
 
@@ -124,7 +123,7 @@ class HotPaths:
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         matched = self._match(scope["path"]) if scope["method"] == "POST" else None
         if matched is None:
-            await self.fallback(scope, self.limits.timed(receive), send)
+            await self.fallback(scope, receive, send)
             return
         handler, route, path_param = matched
         started = time.perf_counter()
@@ -160,20 +159,18 @@ class HotPaths:
             raise ApiError(413, f"request body exceeds {limit} bytes", "body")
         chunks = []
         size = 0
-        try:
-            # A client that sends its body slowly holds a request open: not for long.
-            async with asyncio.timeout(self.limits.body_timeout_s):
-                while True:
-                    message = await receive()
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > limit:
-                        raise ApiError(413, f"request body exceeds {limit} bytes", "body")
-                    chunks.append(chunk)
-                    if not message.get("more_body", False):
-                        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        except TimeoutError:
-            raise ApiError(408, "body: not received in time", "body") from None
+        # A client that sends its body slowly is answered 408 by the connection's protocol (proxy.protocol).
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":  # gone (or timed out) before its body was complete
+                raise ApiError(400, "body: the client went away before sending all of it", "body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"request body exceeds {limit} bytes", "body")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 JSON_TYPES = ("application/json", "text/plain")
@@ -199,25 +196,6 @@ class RequestLimits:
                         return Outgoing(415, error_body(415, message, "Content-Type"))
                     break
         return None
-
-    def timed(self, receive: Receive) -> Receive:
-        """``receive`` for routes that read their own bodies: the body must arrive within the limit."""
-        timeout = self.body_timeout_s
-        complete = False
-
-        async def receive_in_time() -> Message:
-            nonlocal complete
-            if complete:  # after the body only a disconnect can come, and waiting for it is no abuse
-                return await receive()
-            try:
-                async with asyncio.timeout(timeout):
-                    message = await receive()
-            except TimeoutError:
-                raise ApiError(408, "body: not received in time", "body") from None
-            complete = message["type"] != "http.request" or not message.get("more_body", False)
-            return message
-
-        return receive_in_time
 
 
 def _json_routes(path: str) -> bool:

@@ -1,19 +1,25 @@
 """uvicorn's httptools protocol with the limits a public gateway needs on every connection.
 
-uvicorn bounds neither the size of a request's head nor the time a client takes to send it, and a
-connection that never sends a byte is kept until the client goes away. Here a request head must arrive
-within ``header_timeout_s`` of the connection opening (or of its previous request starting) and stay
-within ``max_header_bytes``; past either the client gets a JSON 408 or 431 and the connection is closed.
+uvicorn bounds neither the size of a request's head nor the time a client takes to send it or its body,
+and a connection that never sends a byte is kept until the client goes away. Here a request head must
+arrive within ``header_timeout_s`` of the connection opening (or of its request starting) and stay within
+``max_header_bytes``, and its body must arrive within ``body_timeout_s`` of its head; past either the
+client gets a JSON 408 or 431 and the connection is closed.
+
+The deadlines are plain numbers on each connection, checked a few times a second by one sweep over the
+server's connections: arming and cancelling a timer for every request would cost the hot path more
+than the requests it guards against.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from proxy.errors import error_body
+
+REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
 class HeadTooLarge(Exception):
@@ -21,28 +27,31 @@ class HeadTooLarge(Exception):
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    def __init__(self, *args: Any, max_header_bytes: int, header_timeout_s: float, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, max_header_bytes: int, header_timeout_s: float, body_timeout_s: float, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.max_header_bytes = max_header_bytes
         self.header_timeout_s = header_timeout_s
+        self.body_timeout_s = body_timeout_s
         self._head_bytes = 0
         self._head_started = False
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # loop time by which the awaited part must have arrived
+        self._awaited = "headers"
         self._refusal: tuple[int, str, str] | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
+        self._deadline = self.loop.time() + self.header_timeout_s
+        self._awaited = "headers"
+        sweep_connections_of(self)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes = 0
         self._head_started = True
-        self._arm()
+        self._deadline = self.loop.time() + self.header_timeout_s
+        self._awaited = "headers"
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -54,13 +63,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_started = False
-        self._disarm()
+        self._deadline = self.loop.time() + self.body_timeout_s
+        self._awaited = "body"
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._deadline = None
+        super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
         # What uvicorn answers in plain text (a request that is not HTTP) is JSON here like every other
         # error, and a refusal raised from a callback reaches here as a parse error: answer it as what it is.
-        self._disarm()
+        self._deadline = None
         self._refuse(*(self._refusal or (400, "malformed HTTP request", "request")))
 
     def _count(self, size: int) -> None:
@@ -69,31 +83,43 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refusal = (431, f"request head exceeds {self.max_header_bytes} bytes", "headers")
             raise HeadTooLarge
 
-    def _arm(self) -> None:
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
-
-    def _disarm(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self.transport.is_closing():
+    def check_deadline(self, now: float) -> None:
+        if self._deadline is None or now < self._deadline or self.transport.is_closing():
             return
-        if self.cycle is not None and not self.cycle.response_complete:
-            self._arm()  # a pipelined head behind a request still being answered: wait for that one
-            return
-        if self._head_started:
+        self._deadline = None
+        if self._awaited == "body":
+            if self.cycle is not None and not self.cycle.response_started:
+                self._refuse(408, "body: not received in time", "body")
+        elif self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined head behind a request still being answered: wait for that one.
+            self._deadline = now + self.header_timeout_s
+        elif self._head_started:
             self._refuse(408, "request head not received in time", "headers")
         else:
             self.transport.close()  # nothing was asked: nobody to answer
 
     def _refuse(self, status: int, message: str, field: str) -> None:
         body = error_body(status, message, field)
-        reason = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
         head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
         if not self.transport.is_closing():
-            self.transport.write(head % (status, reason, len(body)) + body)
+            self.transport.write(head % (status, REASONS[status], len(body)) + body)
             self.transport.close()
+
+
+def sweep_connections_of(protocol: GuardedHttpToolsProtocol) -> None:
+    """Start checking the deadlines of every connection of the protocol's server, once per server."""
+    state = protocol.server_state
+    if getattr(state, "deadline_sweep", False):
+        return
+    state.deadline_sweep = True
+    loop = protocol.loop
+    interval = min(1.0, max(0.05, min(protocol.header_timeout_s, protocol.body_timeout_s) / 4))
+
+    def sweep() -> None:
+        now = loop.time()
+        for connection in list(state.connections):
+            if isinstance(connection, GuardedHttpToolsProtocol):
+                connection.check_deadline(now)
+        loop.call_later(interval, sweep)
+
+    loop.call_later(interval, sweep)

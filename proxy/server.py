@@ -54,6 +54,7 @@ def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config
             GuardedHttpToolsProtocol,
             max_header_bytes=settings.max_header_bytes,
             header_timeout_s=settings.header_timeout_seconds,
+            body_timeout_s=settings.body_timeout_seconds,
         ),
         lifespan="on",
         access_log=False,  # the gateway writes its own request log

@@ -29,3 +29,45 @@ def test_refused_connection_answers_502(gateway_settings: dict[str, object]) -> 
         answer = httpx.post(f"{url}/rest/v1/mbox/s1?client=demo", json={"mbox": "home-hero"}, timeout=5)
     assert answer.status_code == 502
     assert answer.json()["message"] == "cannot connect to upstream"
+
+
+def test_calls_refused_by_an_open_circuit_are_not_kept_in_memory(gateway_settings: dict[str, object]) -> None:
+    """The circuit breaker raises one exception object while a circuit is open: each refused call must not
+    leave its frames (and so its body) on that object's traceback."""
+    import asyncio
+    import contextlib
+    import gc
+    import tracemalloc
+
+    from proxy.errors import ApiError
+    from proxy.upstream import Upstream
+
+    settings = Settings(
+        **{**gateway_settings, "upstream": "http://127.0.0.1:9", "upstream_circuit_failures": 1, "upstream_retries": 0}
+    )
+
+    async def refused_calls() -> int:
+        upstream = Upstream(settings)
+        await upstream.start()
+        try:
+            for _ in range(2):  # the first fails and opens the circuit
+                with contextlib.suppress(ApiError):
+                    await upstream.request("POST", "demo.tt.omtrdc.net", "/rest/v1/delivery", body=b"x" * 20_000)
+            assert upstream.open_circuits == {"demo.tt.omtrdc.net"}
+            gc.collect()
+            tracemalloc.start()
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(500):
+                try:
+                    await upstream.request("POST", "demo.tt.omtrdc.net", "/rest/v1/delivery", body=bytes(20_000))
+                except ApiError as refused:
+                    assert refused.status == 503
+            gc.collect()
+            kept = tracemalloc.get_traced_memory()[0] - before
+            tracemalloc.stop()
+            return kept
+        finally:
+            await upstream.close()
+
+    kept = asyncio.run(refused_calls())
+    assert kept < 500 * 1000, f"{kept / 500:.0f} bytes kept per refused call"
