@@ -164,7 +164,7 @@ class DeliveryRoutes:
             request = {
                 **request,
                 "notifications": [
-                    *request.get("notifications", []),
+                    *(request.get("notifications") or []),
                     *(orjson.Fragment(r.payload_json) for r in riders),
                 ],
             }

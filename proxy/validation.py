@@ -259,7 +259,8 @@ IDENTITY_ONLY = frozenset({"mbox", "tntId", "thirdPartyId", "marketingCloudVisit
 
 def single_mbox(body: Any) -> dict[str, Any]:
     body = require_object(body)
-    mbox_name(body.get("mbox"), "mbox", 249)
+    # Names may come as numbers, as upstream reads them: from here on they are the text they stand for.
+    body["mbox"] = mbox_name(body.get("mbox"), "mbox", 249)
     if body.keys() <= IDENTITY_ONLY:  # what a kiosk sends with every view: check only that
         tnt_id(body.get("tntId"), "tntId", 127)
         text(body.get("thirdPartyId"), "thirdPartyId", 127)
@@ -291,7 +292,7 @@ def batch_mbox_entry(entry: Any, field: str, *, prefetch: bool) -> None:
         raise fail(field.rsplit("[", 1)[0], "may not contain null elements")
     entry = require_object(entry, field)
     non_negative_index(entry.get("indexId"), f"{field}.indexId")
-    name = mbox_name(entry.get("mbox"), f"{field}.mbox", 250)
+    name = entry["mbox"] = mbox_name(entry.get("mbox"), f"{field}.mbox", 250)
     if prefetch and name.endswith("-clicked"):
         raise fail(f"{field}.mbox", "prefetched mboxes may not have the '-clicked' suffix")
     if name.strip().lower() in RESERVED_MBOX_NAMES:
@@ -317,7 +318,7 @@ def batch_mbox(body: Any) -> dict[str, Any]:
     for index, note in enumerate(optional_array(body.get("notifications"), "notifications")):
         where = f"notifications[{index}]"
         note = require_object(note, where)
-        mbox_name(note.get("mbox"), f"{where}.mbox", 250)
+        note["mbox"] = mbox_name(note.get("mbox"), f"{where}.mbox", 250)
         tokens = optional_array(note.get("eventTokens"), f"{where}.eventTokens")
         for position, token in enumerate(tokens):
             text(token, f"{where}.eventTokens[{position}]", 1024, required=True)
@@ -332,7 +333,7 @@ def delivery_mbox(entry: Any, field: str, *, prefetch: bool) -> None:
         raise fail(field.rsplit("[", 1)[0], "may not contain null elements")
     entry = require_object(entry, field)
     non_negative_index(entry.get("index"), f"{field}.index")
-    name = mbox_name(entry.get("name"), f"{field}.name", 250)
+    name = entry["name"] = mbox_name(entry.get("name"), f"{field}.name", 250)
     if prefetch and name.endswith("-clicked"):
         raise fail(f"{field}.name", "prefetched mboxes may not have the '-clicked' suffix")
     request_details(entry, field)
@@ -362,7 +363,7 @@ def notification(note: Any, field: str) -> dict[str, Any]:
         text(token, f"{field}.tokens[{position}]", 1024, required=True)
     mbox = optional_object(note.get("mbox"), f"{field}.mbox")
     if mbox is not None:
-        mbox_name(mbox.get("name"), f"{field}.mbox.name", 250)
+        mbox["name"] = mbox_name(mbox.get("name"), f"{field}.mbox.name", 250)
         text(mbox.get("state"), f"{field}.mbox.state", 4096)
     request_details(note, field)
     return note
