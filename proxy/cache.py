@@ -214,17 +214,22 @@ class InMemoryContentCache:
             generation=self._generation(client),
             mbox_generations={name: self._mbox_generation(client, name) for name in entries},
         )
+        if self._store(client, visitor, content):
+            self.counters.fills += 1
+
+    def _store(self, client: str, visitor: str, content: VisitorContent) -> bool:
+        """The visitor's content replaced, within the bounds; False if it is larger than the cache."""
         key = (client, visitor)
         previous = self._visitors.pop(key, None)
         if previous is not None:
             self._forget(previous)
         if content.size > self._visitors.maxsize:
-            return
+            return False
         self._visitors[key] = content
-        self.entries += len(entries)
-        self.counters.fills += 1
+        self.entries += len(content.mboxes)
         while self.entries > self.max_entries and len(self._visitors) > 1:
             self._visitors.popitem()
+        return True
 
     def purge_visitor(self, client: str, visitor: str) -> bool:
         content = self._visitors.pop((client, visitor), None)

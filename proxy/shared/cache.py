@@ -164,19 +164,6 @@ class SharedContentCache(InMemoryContentCache):
             mbox_generations=mbox_generations,  # type: ignore[arg-type]
         )
 
-    def _store(self, client: str, visitor: str, content: VisitorContent) -> None:
-        """Into memory only (what ``fill`` does, without writing to Redis)."""
-        key = (client, visitor)
-        previous = self._visitors.pop(key, None)
-        if previous is not None:
-            self._forget(previous)
-        if content.size > self._visitors.maxsize:
-            return
-        self._visitors[key] = content
-        self.entries += len(content.mboxes)
-        while self.entries > self.max_entries and len(self._visitors) > 1:
-            self._visitors.popitem()
-
     # --- writing behind ---------------------------------------------------------------------------------
 
     def fill(self, client: str, visitor: str, context: str, mboxes: Iterable[CachedMbox]) -> None:
