@@ -90,6 +90,7 @@ class InMemorySessionStore:
 
     # Records shared with other gateways (proxy.shared.sessions) are brought into memory by prepare().
     shared = False
+    record_type: type[SessionRecord] = SessionRecord
 
     def __init__(self, ttl_seconds: float, max_visitors: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl_seconds
@@ -143,7 +144,7 @@ class InMemorySessionStore:
         now = self.clock()
         record = self.find(keys)
         if record is None:
-            record = SessionRecord(supplied_session or new_session_id(), now)
+            record = self.record_type(supplied_session or new_session_id(), now)
             self.created += 1
         elif supplied_session and supplied_session != record.session_id:
             # The client manages its own session: honour it.

@@ -87,6 +87,7 @@ def text(value: bytes | str | None) -> str | None:
 
 class SharedSessionStore(InMemorySessionStore):
     shared = True
+    record_type = SharedRecord
 
     def __init__(
         self,
@@ -181,19 +182,6 @@ class SharedSessionStore(InMemorySessionStore):
             self._adopt(record.keys, fields)
 
     # --- the synchronous API, with changes written behind -------------------------------------------------
-
-    def resolve(self, keys: list[str], supplied_session: str | None) -> SessionRecord:
-        now = self.clock()
-        record = self.find(keys)
-        if record is None:
-            record = SharedRecord(supplied_session or new_session_id(), now)
-            self.created += 1
-        elif supplied_session and supplied_session != record.session_id:
-            record.session_id = supplied_session
-        record.last_seen = now
-        super().link(record, keys)
-        self._mark(record)
-        return record
 
     def link(self, record: SessionRecord, keys: Iterable[str]) -> None:
         super().link(record, keys)
