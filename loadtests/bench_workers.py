@@ -9,7 +9,6 @@ runs at the lowest priority). Budget: two workers >= 1.7x one.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 
 from loadtests import bench_hit, harness
@@ -44,16 +43,7 @@ def measure(visitors: int, seconds: float, connections: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--visitors", type=int, default=1000)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--quick", action="store_true", help="a few seconds: a smoke test, not a measurement")
-    args = parser.parse_args()
-    if args.quick:
-        measure(visitors=50, seconds=1, connections=8)
-    else:
-        measure(args.visitors, args.seconds, args.connections)
+    harness.scaling_cli(__doc__, measure)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ and every figure is compared with a baseline measured in the same run, never wit
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -380,3 +382,18 @@ def report(name: str, budgets: list[Budget], figures: dict[str, object]) -> Path
         )
     print(f"results: {path}")
     return path
+
+
+def scaling_cli(doc: str | None, measure: Callable[[int, float, int], object]) -> None:
+    """The command line of the scaling benchmarks (workers, instances): ``measure(visitors, seconds,
+    connections)``, or a few seconds of it with ``--quick``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--visitors", type=int, default=1000)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--quick", action="store_true", help="a few seconds: a smoke test, not a measurement")
+    args = parser.parse_args()
+    if args.quick:
+        measure(50, 1, 8)
+    else:
+        measure(args.visitors, args.seconds, args.connections)
