@@ -1,4 +1,9 @@
-"""``target-proxy``: run the gateway (``serve``) or the emulator alone (``emulator``)."""
+"""target-proxy: a gateway in front of Adobe Target's edge, and an emulator of Target's APIs.
+
+Commands: serve runs the gateway (on the embedded emulator when no upstream is set), emulator runs the
+emulator alone, upload-profiles sends a CSV of profile attributes through a running gateway, healthcheck
+asks a running gateway whether it is alive.
+"""
 
 from __future__ import annotations
 
@@ -12,61 +17,114 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from proxy.settings import ENV_PREFIX, Settings, SettingsError, load_settings
+from proxy import __version__
+from proxy.settings import ENV_PREFIX, Settings, SettingsError, load_settings, unknown_variables
+
+HELP = {
+    "host": "address to listen on",
+    "port": "port to listen on (0: any free port)",
+    "workers": "worker processes sharing the port",
+    "upstream": "URL that upstream connections go to (unset: the embedded emulator)",
+    "upstream_direct": "connect to the edge hosts themselves over HTTPS instead of starting the emulator",
+    "client": "default Target client code",
+    "emulator_host": "address the emulator listens on",
+    "emulator_port": "port the emulator listens on (0: any free port)",
+    "emulator_catalog": "catalog JSON (unset: the demo catalog)",
+    "emulator_replication_delay_ms": "delay before a profile write reaches the other edge clusters",
+    "log_level": "critical, error, warning, info or debug",
+}
+
+
+# parser's prog -> setting -> option
+OPTIONS: dict[str, dict[str, str]] = {}
+
+
+def _option(parser: argparse.ArgumentParser, flag: str, setting: str, **kwargs: Any) -> None:
+    """An option that sets a setting: its help names the default and the variable that also sets it."""
+    OPTIONS.setdefault(parser.prog, {})[setting] = flag
+    default = Settings.model_fields[setting].default
+    shown = "unset" if default is None else str(default).lower() if isinstance(default, bool) else default
+    parser.add_argument(
+        flag,
+        dest=setting,
+        help=f"{HELP[setting]} (default: {shown}; also {ENV_PREFIX}{setting.upper()})",
+        **kwargs,
+    )
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="TOML file of settings (also TARGET_PROXY_CONFIG)")
-    parser.add_argument("--log-level", dest="log_level", help="critical, error, warning, info or debug")
+    parser.add_argument("--config", help=f"TOML file of settings (default: none; also {ENV_PREFIX}CONFIG)")
+    _option(parser, "--log-level", "log_level")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="target-proxy", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="target-proxy", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"target-proxy {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     serve = commands.add_parser("serve", help="run the gateway (on the embedded emulator without --upstream)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int)
-    serve.add_argument("--upstream", help="URL that upstream connections go to")
-    serve.add_argument(
-        "--upstream-direct",
-        dest="upstream_direct",
-        action="store_true",
-        default=None,
-        help="connect to the edge hosts themselves over HTTPS instead of starting the emulator",
-    )
-    serve.add_argument("--client", help="default Target client code")
-    serve.add_argument("--emulator-port", dest="emulator_port", type=int)
+    _option(serve, "--host", "host")
+    _option(serve, "--port", "port", type=int)
+    _option(serve, "--workers", "workers", type=int)
+    _option(serve, "--upstream", "upstream")
+    _option(serve, "--upstream-direct", "upstream_direct", action="store_true", default=None)
+    _option(serve, "--client", "client")
+    _option(serve, "--emulator-port", "emulator_port", type=int)
     _common(serve)
 
     upload = commands.add_parser(
         "upload-profiles", help="send a CSV of profile attributes through the gateway as bulk updates"
     )
     upload.add_argument("file", type=Path, help="CSV whose first column is pcId or thirdPartyId")
-    upload.add_argument("--client", required=True, help="Target client code")
-    upload.add_argument("--gateway", default=os.environ.get(f"{ENV_PREFIX}GATEWAY", "http://127.0.0.1:8080"))
+    upload.add_argument("--client", required=True, help="Target client code (required)")
+    upload.add_argument(
+        "--gateway",
+        default=os.environ.get(f"{ENV_PREFIX}GATEWAY", "http://127.0.0.1:8080"),
+        help=f"address of the running gateway (default: %(default)s; also {ENV_PREFIX}GATEWAY)",
+    )
     upload.add_argument(
         "--key",
         default=os.environ.get(f"{ENV_PREFIX}CLIENT_KEY"),
-        help=f"gateway client key with the profile scope (also {ENV_PREFIX}CLIENT_KEY)",
+        help=f"gateway client key with the profile scope (default: none; also {ENV_PREFIX}CLIENT_KEY)",
     )
-    upload.add_argument("--batch-rows", type=int, default=500_000, help="rows per batch (at most 500,000)")
+    upload.add_argument(
+        "--batch-rows", type=int, default=500_000, help="rows per batch, at most 500,000 (default: %(default)s)"
+    )
+    upload.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for the gateway's answer to one batch (default: %(default)s)",
+    )
 
     emulator = commands.add_parser("emulator", help="run the Target emulator alone")
-    emulator.add_argument("--host", dest="emulator_host")
-    emulator.add_argument("--port", dest="emulator_port", type=int)
-    emulator.add_argument("--catalog", dest="emulator_catalog", help="catalog JSON (default: the demo catalog)")
-    emulator.add_argument("--replication-delay-ms", dest="emulator_replication_delay_ms", type=int)
+    _option(emulator, "--host", "emulator_host")
+    _option(emulator, "--port", "emulator_port", type=int)
+    _option(emulator, "--catalog", "emulator_catalog")
+    _option(emulator, "--replication-delay-ms", "emulator_replication_delay_ms", type=int)
     emulator.add_argument("--fd", type=int, help=argparse.SUPPRESS)
     _common(emulator)
+
+    commands.add_parser(
+        "healthcheck",
+        help="exit 0 when the gateway running with these settings answers /healthz (a container's check)",
+    )
     return parser
+
+
+def options_of(command: str) -> dict[str, str]:
+    """setting -> the option of ``command`` that sets it, for error messages."""
+    return OPTIONS.get(f"target-proxy {command}", {})
 
 
 def _settings(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> Settings:
     values: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in ("command", *skip)}
+    for warning in unknown_variables():
+        print(f"target-proxy: {warning}", file=sys.stderr)
     try:
-        return load_settings(values)
+        return load_settings(values, options_of(args.command))
     except SettingsError as exc:
         print(f"target-proxy: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -83,6 +141,7 @@ def run_emulator(args: argparse.Namespace) -> None:
         sock = server.bind(settings.emulator_host, settings.emulator_port)
         print(f"target-proxy emulator listening on {server.url_of(sock)}", flush=True)
     app = create_emulator_app(settings)
+    stop_cleanly_on_signals()
     server.run(app, sock, settings)
 
 
@@ -99,13 +158,23 @@ def emulator_credentials(settings: Settings) -> dict[str, Any]:
 
 
 def exit_on_signal(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+    """uvicorn raises SIGTERM / SIGINT again once it has shut down cleanly: a stop that was asked for ends
+    with status 0 (and, as an exception, lets the embedded emulator stop too)."""
+    raise SystemExit(0)
+
+
+def stop_cleanly_on_signals() -> None:
+    signal.signal(signal.SIGTERM, exit_on_signal)
 
 
 def run_gateway(args: argparse.Namespace) -> None:
-    from proxy import server
+    from proxy import server, state_dir
 
     settings = _settings(args)
+    try:
+        state_dir.check_writable(settings)
+    except state_dir.StateDirError as exc:
+        raise SystemExit(f"target-proxy: {exc}") from None
     emulator = None
     if settings.upstream is None and not settings.upstream_direct:
         emulator_sock = server.bind(settings.emulator_host, settings.emulator_port)
@@ -115,11 +184,12 @@ def run_gateway(args: argparse.Namespace) -> None:
         emulator = server.spawn_emulator(emulator_sock, settings)
         emulator_sock.close()
         print(f"target-proxy emulator listening on {settings.upstream}", flush=True)
-    # uvicorn raises SIGTERM again once it has shut down; as an exception it lets the emulator stop too.
-    signal.signal(signal.SIGTERM, exit_on_signal)
+    stop_cleanly_on_signals()
     sock = server.bind(settings.host, settings.port)
     where = settings.upstream or "the edge hosts over HTTPS"
-    print(f"target-proxy gateway listening on {server.url_of(sock)} (upstream: {where})", flush=True)
+    url = server.url_of(sock)
+    state_dir.write_address(settings, url)
+    print(f"target-proxy gateway listening on {url} (upstream: {where})", flush=True)
     try:
         if settings.workers == 1:
             from proxy.app import create_app
@@ -131,6 +201,7 @@ def run_gateway(args: argparse.Namespace) -> None:
         else:
             server.run("proxy.app:create_worker_app", sock, settings, workers=settings.workers)
     finally:
+        state_dir.forget_address(settings, url)
         if emulator is not None:
             emulator.terminate()
             emulator.wait(timeout=10)
@@ -152,12 +223,35 @@ def run_upload(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def run_healthcheck(args: argparse.Namespace) -> None:
+    import urllib.error
+    import urllib.request
+
+    from proxy import state_dir
+
+    url = (
+        state_dir.read_address(_settings(args)).replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")
+    )
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
+            status = answer.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except OSError as exc:
+        raise SystemExit(f"target-proxy: no answer from {url}/healthz: {getattr(exc, 'reason', exc)}") from None
+    if status != 200:
+        raise SystemExit(f"target-proxy: {url}/healthz answered {status}")
+    print(f"{url}/healthz: ok")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         run_gateway(args)
     elif args.command == "upload-profiles":
         run_upload(args)
+    elif args.command == "healthcheck":
+        run_healthcheck(args)
     else:
         run_emulator(args)
 

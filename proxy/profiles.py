@@ -132,6 +132,7 @@ class ProfileRoutes:
             f"/m2/{quote(client, safe='')}/v2/profile/batchUpdate",
             body=body,
             headers=request_headers(request, content_type),
+            timeout_ms=self.settings.upstream_bulk_timeout_ms,
         )
         if response.status >= 400:
             raise upstream_error(response)
@@ -156,5 +157,7 @@ class ProfileRoutes:
         host = self._batch_edges.get(batch_id) or client_host(client)
         await self.budget(client).spend()
         path = f"/m2/{quote(client, safe='')}/v2/profile/batchStatus?{request.url.query}"
-        response = await self.upstream.request("GET", host, path, headers=request_headers(request, None))
+        response = await self.upstream.request(
+            "GET", host, path, headers=request_headers(request, None), timeout_ms=self.settings.upstream_bulk_timeout_ms
+        )
         return passthrough(response)

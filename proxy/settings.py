@@ -1,14 +1,18 @@
 """One settings object for the gateway and the emulator.
 
 Precedence, highest first: command-line options, ``TARGET_PROXY_*`` environment variables, the TOML
-file named by ``--config`` / ``TARGET_PROXY_CONFIG``, then the defaults below. TOML tables are
-flattened, so ``[cache] max_entries = 10`` is the same as ``cache_max_entries = 10``.
+file named by ``--config`` / ``TARGET_PROXY_CONFIG``, the TOML file named by ``TARGET_PROXY_DEFAULTS``
+(a container image's own defaults), then the defaults below. TOML tables are flattened, so
+``[cache] max_entries = 10`` is the same as ``cache_max_entries = 10``.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +20,22 @@ import limits
 import orjson
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 ENV_PREFIX = "TARGET_PROXY_"
 SCOPES = frozenset({"delivery", "profile", "admin", "activation", "operator"})
+# What a table or list setting looks like in the environment, for the message when it is not JSON
+JSON_SHAPES = {
+    "client_keys": 'a JSON object of key -> scopes, e.g. {"<random key>": ["delivery"]}',
+    "prefetch_groups": 'a JSON object of client -> mboxes, e.g. {"demo": ["home-hero", "footer"]}',
+    "default_content": 'a JSON object of mbox -> content, e.g. {"home-hero": "<p>Welcome</p>"}',
+    "emulator_clusters": "a JSON list of cluster numbers, e.g. [28, 31]",
+}
+# Variables of the prefix that are not settings: those of `upload-profiles`.
+OTHER_VARIABLES = frozenset({"GATEWAY", "CLIENT_KEY"})
+# Keys shaped like the examples' placeholders ("replace-with-a-long-random-operator-key"): a copied example
+# must not open the gateway.
+PLACEHOLDER = re.compile(r"replace|placeholder|change-?me|example|your-|<|\.\.\.", re.IGNORECASE)
 
 
 class SettingsError(Exception):
@@ -33,6 +50,7 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
     config: Path | None = None
+    defaults: Path | None = None
     log_level: str = "info"
     # One JSON line per request on stdout (written by a background thread)
     access_log: bool = True
@@ -45,6 +63,7 @@ class Settings(BaseSettings):
     upstream_direct: bool = False
     client: str = "demo"
     upstream_timeout_ms: int = Field(3000, ge=1)
+    upstream_bulk_timeout_ms: int = Field(300_000, ge=1)  # bulk profile uploads, up to 50 MB each
     upstream_connect_timeout_ms: int = Field(1000, ge=1)
     upstream_pool_size: int = Field(256, ge=1)
     upstream_retries: int = Field(1, ge=0, le=5)
@@ -166,6 +185,11 @@ class Settings(BaseSettings):
         for key, scopes in value.items():
             if len(key) < 16:
                 raise ValueError("each client key must be at least 16 characters")
+            if PLACEHOLDER.search(key):
+                raise ValueError(
+                    f"{key[:24]!r}... is a placeholder from the examples and never authenticates; use a random"
+                    " key, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
             unknown = set(scopes) - SCOPES
             if unknown:
                 raise ValueError(f"unknown scope {sorted(unknown)[0]!r}; scopes are {', '.join(sorted(SCOPES))}")
@@ -230,31 +254,66 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: dict[str, Any], options: Mapping[str, str]) -> str:
     name = str(error["loc"][0]) if error["loc"] else "settings"
-    where = f"--{name.replace('_', '-')} / {ENV_PREFIX}{name.upper()} / '{name}' in the config file"
     if error["type"] == "extra_forbidden":
         return f"unknown setting '{name}'"
-    return f"invalid setting '{name}' ({where}): {error['msg']}"
+    return f"invalid setting '{name}' ({where(name, options)}): {error['msg']}"
 
 
-def load_settings(cli: dict[str, Any] | None = None) -> Settings:
-    """Build settings from CLI values (None means "not given"), the environment and the TOML file."""
+def where(name: str, options: Mapping[str, str]) -> str:
+    """Where a setting can be given: its command-line option (when the command has one), its variable and
+    its name in the config file."""
+    places = [options[name]] if name in options else []
+    places += [f"{ENV_PREFIX}{name.upper()}", f"'{name}' in the config file"]
+    return " / ".join(places)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Warnings for TARGET_PROXY_* variables that name no setting (a misspelt one is otherwise ignored)."""
+    environ = os.environ if environ is None else environ
+    known = {name.upper() for name in Settings.model_fields} | OTHER_VARIABLES
+    warnings = []
+    for variable in sorted(environ):
+        if not variable.startswith(ENV_PREFIX) or variable[len(ENV_PREFIX) :] in known:
+            continue
+        close = difflib.get_close_matches(variable[len(ENV_PREFIX) :], sorted(known), n=1, cutoff=0.75)
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+        warnings.append(f"warning: {variable} is not a setting and is ignored{hint}")
+    return warnings
+
+
+def _file(path: str | os.PathLike[str] | None) -> dict[str, Any]:
+    return read_toml(Path(path)) if path else {}
+
+
+def load_settings(cli: dict[str, Any] | None = None, options: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from CLI values (None means "not given"), the environment and the TOML files.
+
+    ``options`` maps setting names to the command-line options that set them, for the messages."""
+    options = options or {}
     cli = {key: value for key, value in (cli or {}).items() if value is not None}
+    defaults_path = cli.get("defaults") or os.environ.get(f"{ENV_PREFIX}DEFAULTS")
     config_path = cli.get("config") or os.environ.get(f"{ENV_PREFIX}CONFIG")
-    file_values: dict[str, Any] = read_toml(Path(config_path)) if config_path else {}
-    # The environment beats the file: drop the file's values for settings the environment sets.
+    file_values: dict[str, Any] = {**_file(defaults_path), **_file(config_path)}
+    # The environment beats the files: drop the files' values for settings the environment sets.
     file_values = {k: v for k, v in file_values.items() if f"{ENV_PREFIX}{k.upper()}" not in os.environ}
     try:
         return Settings(**{**file_values, **cli})
     except ValidationError as exc:
-        raise SettingsError("; ".join(_describe(e) for e in exc.errors())) from None
+        raise SettingsError("; ".join(_describe(e, options) for e in exc.errors())) from None
+    except SourceError as exc:
+        # A table or list in the environment that is not JSON
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = match.group(1) if match else "settings"
+        shape = JSON_SHAPES.get(name, "JSON")
+        raise SettingsError(f"invalid setting '{name}' ({ENV_PREFIX}{name.upper()}): must be {shape}") from None
 
 
 def to_environ(settings: Settings) -> dict[str, str]:
     """The settings as TARGET_PROXY_* variables, so that worker processes rebuild the same object."""
     env: dict[str, str] = {}
-    for name, value in settings.model_dump(mode="json", exclude={"config"}).items():
+    for name, value in settings.model_dump(mode="json", exclude={"config", "defaults"}).items():
         if value is None:
             continue
         secret = getattr(settings, name)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import httpx
@@ -34,7 +36,41 @@ def test_the_embedded_emulator_ends_with_the_gateway(tmp_path, signum: int) -> N
         os.kill(server.process.pid, signum)  # the gateway's process only, as a container runtime does
         server.process.wait(30)
         if signum == signal.SIGTERM:
-            assert server.process.returncode == 128 + signal.SIGTERM, "".join(server.output)[-2000:]
+            assert server.process.returncode == 0, (
+                "a stop that was asked for ends with 0: " + "".join(server.output)[-2000:]
+            )
         assert emulator_gone(server.urls["emulator"]), "the emulator outlived the gateway"
     finally:
         server.stop()
+
+
+def healthcheck(tmp_path) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "TARGET_PROXY_NOTIFICATION_STORE": str(tmp_path / "notifications")}
+    command = [sys.executable, "-m", "proxy", "healthcheck"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_healthcheck_asks_the_address_the_running_gateway_listens_on(tmp_path) -> None:
+    server = ServerProcess(["serve", "--port", "0", "--emulator-port", "0"], env=gateway_env(tmp_path))
+    server.start(expect=["gateway", "emulator"])
+    try:
+        alive = healthcheck(tmp_path)
+        assert alive.returncode == 0, alive.stderr
+        assert alive.stdout.strip() == f"{server.url}/healthz: ok", "the port it got, not the default 8080"
+    finally:
+        assert server.stop() == 0
+    gone = healthcheck(tmp_path)
+    assert gone.returncode == 1
+    assert gone.stderr.startswith("target-proxy: no answer from http://127.0.0.1:8080/healthz"), gone.stderr
+
+
+def test_a_state_directory_it_cannot_write_is_one_line_before_listening(tmp_path) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the state directory should be")
+    env = {"PATH": "/usr/bin:/bin", "TARGET_PROXY_NOTIFICATION_STORE": str(blocker / "notifications")}
+    command = [sys.executable, "-m", "proxy", "serve", "--port", "0", "--emulator-port", "0"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"target-proxy: cannot write the gateway's state in {blocker}"), result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "listening" not in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ def test_command_line_beats_environment_beats_file(tmp_path: Path, monkeypatch: 
 def test_errors_name_the_setting_and_where_to_set_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TARGET_PROXY_PORT", "eighty")
     with pytest.raises(SettingsError) as error:
-        load_settings()
+        load_settings(options={"port": "--port"})
     message = str(error.value)
     assert "'port'" in message and "TARGET_PROXY_PORT" in message and "--port" in message
 
@@ -55,13 +56,91 @@ def test_bad_values_are_refused(values: dict[str, object], setting: str) -> None
         load_settings(values)
 
 
-def test_the_example_file_covers_every_setting_and_loads() -> None:
+def test_the_example_file_covers_every_setting_and_loads_unchanged_with_no_key() -> None:
     text = EXAMPLE.read_text()
     missing = [name for name in Settings.model_fields if name != "config" and name not in text]
     assert missing == []
     settings = Settings(**read_toml(EXAMPLE))
     assert settings.prefetch_groups["demo"][0] == "home-hero"
-    assert all(len(key) >= 16 for key in settings.client_keys)
+    assert settings.client_keys == {}, "a copied example opens nothing"
+
+
+def test_the_examples_placeholder_keys_are_refused_at_start(tmp_path: Path) -> None:
+    placeholders = re.findall(r'^# "(replace-with[^"]+)"', EXAMPLE.read_text(), re.MULTILINE)
+    readme = (EXAMPLE.parents[1] / "README.md").read_text()
+    placeholders += re.findall(r'"(replace-with-[a-z-]+)"', readme)
+    assert len(placeholders) >= 2
+    for key in [*placeholders, "your-key-goes-here-0001", "changeme-changeme-changeme"]:
+        with pytest.raises(SettingsError, match="placeholder from the examples"):
+            load_settings({"client_keys": {key: ["operator"]}})
+    assert load_settings({"client_keys": {"Qx3v9-kPz0aL7mN2wR8tY": ["operator"]}}).client_keys
+
+
+def run_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "proxy", *args],
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "shape"),
+    [
+        ("TARGET_PROXY_CLIENT_KEYS", '{"<random key>": ["delivery"]}'),
+        ("TARGET_PROXY_PREFETCH_GROUPS", '{"demo": ["home-hero", "footer"]}'),
+        ("TARGET_PROXY_EMULATOR_CLUSTERS", "[28, 31]"),
+    ],
+)
+def test_a_table_in_the_environment_that_is_not_json_is_one_line(tmp_path: Path, variable: str, shape: str) -> None:
+    result = run_cli(tmp_path, "serve", "--port", "0", env={variable: "{key: [operator]"})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert variable in result.stderr and shape in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_messages_name_only_options_that_exist(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "serve", "--port", "0", env={"TARGET_PROXY_CACHE_MAX_ENTRIES": "many"})
+    assert result.returncode == 2
+    assert "TARGET_PROXY_CACHE_MAX_ENTRIES" in result.stderr and "--cache-max-entries" not in result.stderr
+    port = run_cli(tmp_path, "serve", "--port", "0", env={"TARGET_PROXY_WORKERS": "x"})
+    assert "--workers / TARGET_PROXY_WORKERS" in port.stderr
+    emulator = run_cli(tmp_path, "emulator", "--port", "x")
+    assert emulator.returncode == 2 and "Traceback" not in emulator.stderr
+
+
+def test_a_misspelt_variable_is_named_with_what_was_meant(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "serve", "--port", "0", "--workers", "0", env={"TARGET_PROXY_CACHE_MAX_ENTRYS": "10"})
+    assert (
+        "target-proxy: warning: TARGET_PROXY_CACHE_MAX_ENTRYS is not a setting and is ignored; "
+        "did you mean TARGET_PROXY_CACHE_MAX_ENTRIES?"
+    ) in result.stderr
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    from proxy import __version__
+
+    version = run_cli(tmp_path, "--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"target-proxy {__version__}"
+    top = run_cli(tmp_path, "--help")
+    assert top.returncode == 0 and "``" not in top.stdout and "{serve," not in top.stdout
+    for command in ("serve", "emulator", "upload-profiles", "healthcheck"):
+        assert command in top.stdout
+    for command in ("serve", "emulator", "upload-profiles"):
+        text = run_cli(tmp_path, command, "--help").stdout
+        options = re.findall(r"^  (--[a-z-]+)", text, re.MULTILINE)
+        assert options, text
+        blocks = re.split(r"\n  (?=-)", text.split("options:", 1)[1])[1:]
+        for block in blocks:
+            if block.startswith("-h"):
+                continue
+            words = " ".join(block.split())
+            assert "(default:" in words or "(required)" in words, f"{command}: {block}"
 
 
 def test_workers_rebuild_the_same_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,7 @@ import csv
 import io
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ import httpx
 
 from proxy.bulk_upload import MAX_BYTES, MAX_ROWS, batches
 from tests.admin.support import calls, last_request
-from tests.conftest import PROFILE_KEY
+from tests.conftest import PROFILE_KEY, gateway_env
 from tests.servers import ServerProcess
 from tests.support import wait_for
 
@@ -117,8 +118,8 @@ def test_batches_hold_at_most_the_rows_and_the_encoded_bytes_allowed(tmp_path: P
     rows = [["pcId", "note"]] + [[f"size-{n:04}", CITIES[n % len(CITIES)] * (n % 7)] for n in range(2000)]
     path = write_csv(tmp_path / "sizes.csv", rows)
 
-    by_rows = list(batches(path, max_rows=300, max_bytes=MAX_BYTES))
-    by_bytes = list(batches(path, max_rows=MAX_ROWS, max_bytes=20_000))
+    by_rows = list(batches(path, max_rows=300, max_bytes=MAX_BYTES, refused=[]))
+    by_bytes = list(batches(path, max_rows=MAX_ROWS, max_bytes=20_000, refused=[]))
 
     assert [count for _, count in by_rows] == [300] * 6 + [200]
     assert len(by_bytes) > 1
@@ -128,3 +129,80 @@ def test_batches_hold_at_most_the_rows_and_the_encoded_bytes_allowed(tmp_path: P
         assert all(text.startswith("pcId,note\n") for text, _ in split), "each batch has the header"
         sent = "".join(text.split("\n", 1)[1] for text, _ in split)
         assert list(csv.reader(io.StringIO(sent))) == rows[1:], "every row once, in order, intact"
+
+
+def test_rows_that_cannot_be_sent_are_named_by_line_and_not_counted_as_success(
+    gateway_process: ServerProcess, emulator: httpx.Client, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "ragged.csv",
+        [["pcId", "tier", "city"], ["r-1", "gold", "Oslo"], ["r-2", "gold"], ["", "silver", "Rome"],
+         ["r-3", "gold", "Lima", "extra"], ["r-4", "silver", "Kyiv"]],
+    )  # fmt: skip
+
+    done = upload(gateway_process, path)
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "2 rows in 1 batch(es): 3 not sent, 2 success", lines
+    assert "  line 3: not sent: 2 fields where the header has 3" in lines
+    assert "  line 4: not sent: no pcId" in lines
+    assert "  line 5: not sent: 4 fields where the header has 3" in lines
+    assert wait_for(lambda: profile_attributes(emulator, "r-4")) == {"tier": "silver", "city": "Kyiv"}
+
+
+def test_a_file_with_ids_only_says_there_is_nothing_to_set(
+    gateway_process: ServerProcess, emulator: httpx.Client, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "ids.csv", [["thirdPartyId"], ["crm-1"], ["crm-2"]])
+    done = upload(gateway_process, path)
+    assert done.returncode == 1
+    assert "the header names no profile attribute after thirdPartyId" in done.stderr
+    assert "Traceback" not in done.stderr and calls(emulator) == {}
+
+
+def test_a_file_that_is_not_utf8_is_one_line_naming_the_place(
+    gateway_process: ServerProcess, emulator: httpx.Client, tmp_path: Path
+) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("pcId,city\nl-1,Z\u00fcrich\n".encode("latin-1"))
+    done = upload(gateway_process, path)
+    assert done.returncode == 1
+    assert "not UTF-8 text (byte 0xfc" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert calls(emulator) == {}
+
+
+def test_a_gateway_that_is_down_is_one_line(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "profiles.csv", [["pcId", "plan"], ["d-1", "family"]])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = {"PATH": "/usr/bin:/bin", "TARGET_PROXY_CLIENT_KEY": PROFILE_KEY}
+    command = [sys.executable, "-m", "proxy", "upload-profiles", str(path), "--client", "demo", "--gateway", closed]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "no answer from the gateway" in done.stderr and closed in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_bulk_upload_has_a_timeout_of_its_own_and_the_bar_counts_rows_sent(
+    emulator: httpx.Client, emulator_process: ServerProcess, tmp_path: Path
+) -> None:
+    rows = 5000
+    path = write_csv(tmp_path / "big.csv", [["pcId", "tier"]] + [[f"big-{n:05}", "gold"] for n in range(rows)])
+    env = gateway_env(tmp_path, upstream_timeout_ms="300")
+    gateway = ServerProcess(["serve", "--port", "0", "--upstream", emulator_process.url], env=env)
+    gateway.start(expect=["gateway"])
+    try:
+        emulator.post("/_emulator/faults", json={"latency_ms": 700}).raise_for_status()
+        view = httpx.post(f"{gateway.url}/rest/v1/mbox?client=demo", json={"mbox": "home-hero"}, timeout=10)
+        assert view.status_code == 504, "a view waits upstream_timeout_ms"
+        done = upload(gateway, path)
+    finally:
+        emulator.post("/_emulator/faults", json={"latency_ms": 0}).raise_for_status()
+        gateway.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == f"{rows} rows in 1 batch(es): {rows} success"
+    assert re.search(rf"big.csv: sent, waiting for 1 batch status\(es\):\s+100%.*{rows}/{rows}", done.stderr), (
+        done.stderr
+    )
