@@ -26,7 +26,7 @@ from proxy.credentials import TokenProvider
 from proxy.delivery import DeliveryRoutes
 from proxy.errors import EXCEPTION_HANDLERS
 from proxy.health import Health
-from proxy.hotpath import HotPaths, RequestLimits
+from proxy.hotpath import REQUEST_ID_HEADER, REQUEST_ID_SCOPE_KEY, HotPaths, RequestLimits
 from proxy.logs import AccessLog
 from proxy.metrics import CounterSync, RequestObserver, metrics_response
 from proxy.notifications.flusher import Flusher
@@ -265,17 +265,20 @@ class ObservedApp:
             return
         started = time.perf_counter()
         status = 500
+        request_id = scope[REQUEST_ID_SCOPE_KEY]
 
         async def sending(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id.encode("latin-1"))]
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
         finally:
-            self.observe(scope["method"], route_of(scope), status, time.perf_counter() - started, None, None)
+            elapsed = time.perf_counter() - started
+            self.observe(scope["method"], route_of(scope), status, elapsed, None, None, request_id)
 
 
 def route_of(scope: Scope) -> str:

@@ -272,8 +272,7 @@ class DeliveryRoutes:
         except ApiError as exc:
             if exc.status not in UNAVAILABLE:
                 raise
-            incoming.cache = "stale"
-            return await self.single_fallback(body, record, client, name, impression_id, exc)
+            return await self.single_fallback(incoming, body, record, client, name, impression_id, exc)
         incoming.visitor = record.visitor
         content = translate.option_content(translate.executed_options(document))
         return answer(self.single_document(body, record, content))
@@ -324,6 +323,7 @@ class DeliveryRoutes:
 
     async def single_fallback(
         self,
+        incoming: Incoming,
         body: dict[str, Any],
         record: SessionRecord,
         client: str,
@@ -331,13 +331,16 @@ class DeliveryRoutes:
         impression_id: str | None,
         failure: ApiError,
     ) -> Outgoing:
-        """Stale-if-error: the visitor's last content for the mbox, else its configured default."""
+        """Stale-if-error: the visitor's last content for the mbox, else its configured default. The request
+        log says which was served: ``stale``, ``default``, or (the failure itself) the miss it was."""
         entry = self.cache.stale(client, record.visitor, name) if record.visitor else None
         served = entry and await self.serve_cached(body, record, client, entry, "display", impression_id)
         if served:
+            incoming.cache = "stale"
             return served
         default = self.settings.default_content.get(name)
         if default is not None:
+            incoming.cache = "default"
             return answer(self.single_document(body, record, default))
         raise failure
 
@@ -501,8 +504,7 @@ class DeliveryRoutes:
         except ApiError as exc:
             if exc.status not in UNAVAILABLE or not prefetched_for_cache:
                 raise
-            incoming.cache = "stale"
-            return await self.delivery_fallback(body, record, client, accepted, exc)
+            return await self.delivery_fallback(incoming, body, record, client, accepted, exc)
         if prefetched_for_cache:
             document.pop("prefetch", None)
         if accepted:
@@ -511,6 +513,7 @@ class DeliveryRoutes:
 
     async def delivery_fallback(
         self,
+        incoming: Incoming,
         body: dict[str, Any],
         record: SessionRecord,
         client: str,
@@ -522,10 +525,12 @@ class DeliveryRoutes:
         mboxes = body["execute"]["mboxes"]
         answered: list[tuple[bytes, bytes]] = []
         views = []
+        any_stale = False
         for mbox in mboxes:
             entry = self.cache.stale(client, record.visitor, mbox["name"]) if record.visitor else None
             default = self.settings.default_content.get(mbox["name"])
             if entry is not None:
+                any_stale = True
                 answered.append((entry.options_json, entry.metrics_json))
                 if entry.has_display:
                     views.append(view_notification("display", entry, body.get("impressionId")))
@@ -538,6 +543,7 @@ class DeliveryRoutes:
                 await self.notify_views(record, client, body.get("id"), views)
         except BacklogFull:
             raise failure from None
+        incoming.cache = "stale" if any_stale else "default"
         document = self.delivery_document(body, record, client, accepted)
         document["execute"] = {
             "mboxes": [

@@ -53,7 +53,7 @@ class Health:
             self._probed_at = now
             try:
                 response = await self.upstream.request(
-                    "GET", client_host(self.settings.client), PROBE_PATH, timeout_ms=1000
+                    "GET", client_host(self.settings.client), PROBE_PATH, timeout_ms=1000, probe=True
                 )
                 self._reachable = response.status < 500
                 self._detail = f"answered {response.status}"
@@ -75,6 +75,7 @@ class Health:
                 "ok": depth < self.store.max_backlog,
                 "backlog": depth,
                 "bound": self.store.max_backlog,
+                "detail": f"{depth} waiting of at most {self.store.max_backlog}",
             },
         }
         if self.shared is not None:

@@ -8,7 +8,10 @@ path goes to the Starlette app unchanged. Errors are the same JSON documents eit
 
 from __future__ import annotations
 
+import itertools
 import logging
+import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -52,7 +55,34 @@ class Outgoing:
 
 
 Handler = Callable[[Incoming], Awaitable[Outgoing]]
-Observer = Callable[[str, str, int, float, str | None, str | None], None]
+# method, route, status, seconds, cache outcome, visitor, request id
+Observer = Callable[[str, str, int, float, str | None, str | None, str], None]
+
+REQUEST_ID_HEADER = b"x-request-id"
+REQUEST_ID_SCOPE_KEY = "target_proxy.request_id"
+# An incoming X-Request-Id is kept when it is 1-128 visible ASCII characters; else the gateway makes one.
+ACCEPTED_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+class RequestIds:
+    """Ids for requests that bring none: a random prefix per process and a counter (unique across
+    workers and restarts, and cheaper than a UUID per request)."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(6) + "-"
+        self._counter = itertools.count(1)
+
+    def of(self, given: str | None) -> str:
+        if given is not None and ACCEPTED_REQUEST_ID.fullmatch(given):
+            return given
+        return f"{self._prefix}{next(self._counter):x}"
+
+
+def request_id_header(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def parse_query(query: str) -> dict[str, str]:
@@ -84,6 +114,7 @@ class HotPaths:
         self.observe = observe
         self.limits = limits or RequestLimits()
         self.in_flight = 0
+        self.ids = RequestIds()
         self.state: Any = None  # the application's state, for whoever holds the entry point
         self._exact: dict[str, tuple[Handler, str]] = {}
         self._prefixes: dict[str, tuple[Handler, str]] = {}
@@ -111,8 +142,9 @@ class HotPaths:
             return
         refusal = self.limits.refusal(scope, self.in_flight)
         if refusal is not None:
-            await respond(send, refusal)
-            self.observe(scope["method"], "refused", refusal.status, 0.0, None, None)
+            request_id = self.ids.of(request_id_header(scope))
+            await respond(send, refusal, request_id)
+            self.observe(scope["method"], "refused", refusal.status, 0.0, None, None, request_id)
             return
         self.in_flight += 1
         try:
@@ -123,13 +155,15 @@ class HotPaths:
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         matched = self._match(scope["path"]) if scope["method"] == "POST" else None
         if matched is None:
+            scope[REQUEST_ID_SCOPE_KEY] = self.ids.of(request_id_header(scope))
             await self.fallback(scope, receive, send)
             return
         handler, route, path_param = matched
         started = time.perf_counter()
         incoming = None
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        request_id = self.ids.of(headers.get("x-request-id"))
         try:
-            headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
             body = await self._read_body(headers, receive)
             client = scope.get("client")
             incoming = Incoming(
@@ -147,10 +181,10 @@ class HotPaths:
             logger.exception("unhandled error on POST %s", scope["path"])
             outgoing = Outgoing(500, error_body(500, "internal error"))
         try:
-            await respond(send, outgoing)
+            await respond(send, outgoing, request_id)
         finally:
             cache, visitor = (incoming.cache, incoming.visitor) if incoming is not None else (None, None)
-            self.observe("POST", route, outgoing.status, time.perf_counter() - started, cache, visitor)
+            self.observe("POST", route, outgoing.status, time.perf_counter() - started, cache, visitor, request_id)
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         declared = headers.get("content-length")
@@ -203,10 +237,11 @@ def _json_routes(path: str) -> bool:
     return path.startswith(("/rest/v1/mbox", "/rest/v2/batchmbox", "/rest/v1/delivery"))
 
 
-async def respond(send: Send, outgoing: Outgoing) -> None:
+async def respond(send: Send, outgoing: Outgoing, request_id: str) -> None:
     raw_headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(outgoing.body)).encode()),
+        (REQUEST_ID_HEADER, request_id.encode("latin-1")),
     ]
     if outgoing.headers:
         raw_headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in outgoing.headers.items())

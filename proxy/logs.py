@@ -39,6 +39,32 @@ class JSONFormatter(logging.Formatter):
         return orjson.dumps(document).decode()
 
 
+class ThrottledWarnings:
+    """A warning line per kind of trouble (an upstream host failing, say) at most once per ``interval_s``;
+    the next line says how many more came meanwhile, so an outage is visible without a line per request."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 10.0, clock: Any = time.monotonic) -> None:
+        self.logger = logger
+        self.interval_s = interval_s
+        self.clock = clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warn(self, key: str, message: str, *args: object) -> None:
+        now = self.clock()
+        if now - self._last.get(key, float("-inf")) < self.interval_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return
+        if len(self._last) > 1000:  # keys are hosts and kinds: few, but never unbounded
+            self._last.clear()
+            self._held.clear()
+        self._last[key] = now
+        held = self._held.pop(key, 0)
+        if held:
+            message += f" (and {held} more like it in the last {self.interval_s:.0f} s)"
+        self.logger.warning(message, *args)
+
+
 def configure(level: str, stream: TextIO = sys.stderr) -> None:
     """JSON for every logger, uvicorn's included."""
     handler = logging.StreamHandler(stream)
@@ -104,14 +130,21 @@ class AccessLog:
             self._thread = None
 
     def record(
-        self, method: str, route: str, status: int, seconds: float, cache: str | None, visitor: str | None
+        self,
+        method: str,
+        route: str,
+        status: int,
+        seconds: float,
+        cache: str | None,
+        visitor: str | None,
+        request_id: str | None = None,
     ) -> None:
         if not self.enabled:
             return
         if len(self._lines) >= ACCESS_QUEUE_BOUND:
             self.dropped += 1
             return
-        self._lines.append((time.time(), method, route, status, seconds, cache, visitor))
+        self._lines.append((time.time(), method, route, status, seconds, cache, visitor, request_id))
 
     def visitor_hash(self, visitor: str) -> str:
         known = self._hashes.get(visitor)
@@ -139,7 +172,15 @@ class AccessLog:
             self.dropped += len(lines)
 
     def _line(
-        self, at: float, method: str, route: str, status: int, seconds: float, cache: str | None, visitor: str | None
+        self,
+        at: float,
+        method: str,
+        route: str,
+        status: int,
+        seconds: float,
+        cache: str | None,
+        visitor: str | None,
+        request_id: str | None,
     ) -> str:
         if int(at) != self._second:
             self._second = int(at)
@@ -156,4 +197,6 @@ class AccessLog:
             line["cache"] = cache
         if visitor:
             line["visitor"] = self.visitor_hash(visitor)
+        if request_id:
+            line["request_id"] = request_id
         return orjson.dumps(line).decode() + "\n"

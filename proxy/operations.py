@@ -3,6 +3,10 @@ Everything but the page itself needs a key with the operator scope."""
 
 from __future__ import annotations
 
+import os
+import socket
+from datetime import UTC, datetime
+
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -14,8 +18,11 @@ from proxy.cache import InMemoryContentCache
 from proxy.health import Health
 from proxy.notifications.queue import NotificationQueue
 from proxy.sessions import InMemorySessionStore
-from proxy.status_page import PAGE
+from proxy.status_page import HEADERS, PAGE
 from proxy.visitors import VisitorIds
+
+NO_STORE = {"Cache-Control": "no-store"}
+HOST = socket.gethostname()
 
 
 class OperationRoutes:
@@ -76,7 +83,7 @@ class OperationRoutes:
         }
 
     async def page(self, request: Request) -> Response:
-        return HTMLResponse(PAGE)
+        return HTMLResponse(PAGE, headers=HEADERS)
 
     async def status(self, request: Request) -> Response:
         """Everything the status page shows."""
@@ -88,16 +95,20 @@ class OperationRoutes:
                 "checks": checks,
                 "cache": self.cache_document(),
                 "queue": self.queue_document(),
-            }
+                # Which process answered: with several workers each keeps its own figures.
+                "worker": {"pid": os.getpid(), "host": HOST},
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            },
+            headers=NO_STORE,
         )
 
     async def cache_status(self, request: Request) -> Response:
         await self.keys.admit(request, "operator")
-        return JSONAnswer(self.cache_document())
+        return JSONAnswer(self.cache_document(), headers=NO_STORE)
 
     async def queue_status(self, request: Request) -> Response:
         await self.keys.admit(request, "operator")
-        return JSONAnswer(self.queue_document())
+        return JSONAnswer(self.queue_document(), headers=NO_STORE)
 
     # DELETE /_proxy/cache[?client=C]
     async def purge_all(self, request: Request) -> Response:

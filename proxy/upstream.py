@@ -10,6 +10,7 @@ connection could not be opened (nothing was sent), and idempotent ones on any tr
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -25,9 +26,11 @@ from pyreqwest.exceptions import ConnectError, RequestError, RequestTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from proxy.errors import ApiError
+from proxy.logs import ThrottledWarnings
 from proxy.metrics import UPSTREAM_CALLS, UPSTREAM_SECONDS
 from proxy.settings import Settings
 
+logger = logging.getLogger("proxy.upstream")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
@@ -61,6 +64,7 @@ class Upstream:
         self.open_circuits: set[str] = set()
         self._kinds: dict[str, str] = {}
         self._metrics: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self.warnings = ThrottledWarnings(logger)
 
     async def start(self) -> None:
         settings = self.settings
@@ -95,22 +99,38 @@ class Upstream:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
+        probe: bool = False,
     ) -> UpstreamResponse:
         """One call, through the host's circuit breaker: after enough failures in a row (5xx answers,
         timeouts, lost connections) the host is not called for a while and calls answer 503 at once; then
-        calls probe it again, and the first success closes the circuit (a failure opens it again)."""
+        calls probe it again, and the first success closes the circuit (a failure opens it again).
+
+        Failures and the circuit's changes are logged as warnings (a line per host at most every 10 s);
+        a ``probe`` (the readiness check) is counted apart from the calls in the metrics."""
         breaker = await self._breakers.get_breaker(host)
         try:
             async with breaker:
-                response = await self._attempts(method, host, path_and_query, body, headers, timeout_ms)
+                try:
+                    response = await self._attempts(method, host, path_and_query, body, headers, timeout_ms, probe)
+                except ApiError as failed:
+                    self.warnings.warn(f"failed {host}", "upstream %s %s failed: %s", method, host, failed.message)
+                    raise
                 if response.status >= 500:
+                    self.warnings.warn(f"failed {host}", "upstream %s %s answered %d", method, host, response.status)
                     raise _Failing(response)
         except OpenedState as opened:
             # The breaker raises one instance for as long as it is open, and each raise adds this call's
             # frames (its body, its headers) to that instance's traceback: drop them, or every call refused
             # while the circuit is open stays in memory until it closes.
             opened.__traceback__ = None
-            self.open_circuits.add(host)
+            if host not in self.open_circuits:
+                self.open_circuits.add(host)
+                logger.warning(
+                    "circuit to upstream %s opened after %d failures in a row: calls answer 503 for %.0f s",
+                    host,
+                    self.settings.upstream_circuit_failures,
+                    self.settings.upstream_circuit_reset_seconds,
+                )
             reopens_at = opened.opened_at + self.settings.upstream_circuit_reset_seconds
             retry = max(1, math.ceil(reopens_at - time.time()))
             raise ApiError(
@@ -120,7 +140,9 @@ class Upstream:
             ) from None
         except _Failing as failing:
             return failing.response
-        self.open_circuits.discard(host)
+        if host in self.open_circuits:
+            self.open_circuits.discard(host)
+            logger.warning("circuit to upstream %s closed: it answers again", host)
         return response
 
     async def _attempts(
@@ -131,9 +153,10 @@ class Upstream:
         body: bytes | None,
         headers: Mapping[str, str] | None,
         timeout_ms: int | None,
+        probe: bool = False,
     ) -> UpstreamResponse:
         try:
-            return await self._send(method, host, path_and_query, body, headers, timeout_ms)
+            return await self._send(method, host, path_and_query, body, headers, timeout_ms, probe)
         except RequestError as first:
             if not self.retries or not self._retryable(method, first):
                 raise self._as_api_error(first, timeout_ms) from None
@@ -145,7 +168,7 @@ class Upstream:
                 reraise=True,
             ):
                 with attempt:
-                    return await self._send(method, host, path_and_query, body, headers, timeout_ms)
+                    return await self._send(method, host, path_and_query, body, headers, timeout_ms, probe)
         except RequestError as last:
             raise self._as_api_error(last, timeout_ms) from None
         raise AssertionError("unreachable")  # pragma: no cover
@@ -158,6 +181,7 @@ class Upstream:
         body: bytes | None,
         headers: Mapping[str, str] | None,
         timeout_ms: int | None,
+        probe: bool = False,
     ) -> UpstreamResponse:
         assert self._client is not None, "upstream client not started"
         url, routing = self.url(host, path_and_query)
@@ -171,9 +195,10 @@ class Upstream:
             response = await builder.build().send()
             payload = await response.bytes()
         except BaseException:
-            self._observe(host, time.perf_counter() - started, "failed")
+            self._observe(host, time.perf_counter() - started, "probe" if probe else "failed")
             raise
-        self._observe(host, time.perf_counter() - started, "ok" if response.status < 400 else "error")
+        outcome = "probe" if probe else "ok" if response.status < 400 else "error"
+        self._observe(host, time.perf_counter() - started, outcome)
         return UpstreamResponse(response.status, response.headers, payload.to_bytes())
 
     def _observe(self, host: str, seconds: float, outcome: str) -> None:

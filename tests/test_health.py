@@ -35,7 +35,12 @@ def test_readiness_flips_with_an_upstream_outage_and_back(
 
         emulator.post("/_emulator/faults", json={}).raise_for_status()
         status, body = wait_for(lambda: (r := ready(gw.client))[0] == 200 and r, timeout=10)
-        assert body["checks"]["notifications"] == {"ok": True, "backlog": 0, "bound": 200_000}
+        assert body["checks"]["notifications"] == {
+            "ok": True,
+            "backlog": 0,
+            "bound": 200_000,
+            "detail": "0 waiting of at most 200000",
+        }
 
 
 def test_cached_content_keeps_the_gateway_ready_through_an_outage(
@@ -72,4 +77,9 @@ def test_the_backlog_bound_is_a_readiness_check(gateway_settings: dict[str, Any]
         assert gw.client.post("/rest/v1/delivery?client=demo&sessionId=s", json=body).status_code == 200
         status, answer = ready(gw.client)
         assert status == 503
-        assert answer["checks"]["notifications"] == {"ok": False, "backlog": 1, "bound": 1}
+        assert answer["checks"]["notifications"] == {
+            "ok": False,
+            "backlog": 1,
+            "bound": 1,
+            "detail": "1 waiting of at most 1",
+        }

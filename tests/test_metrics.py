@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from typing import Any
 
@@ -53,3 +54,23 @@ def test_counts_after_real_traffic(gateway_settings: dict[str, Any], emulator: h
     # Sub-millisecond buckets exist for the cached answers.
     assert 'le="0.00025"' in text
     assert emulator.get("/_emulator/stats").json()["requests"] == {"delivery": 2}
+
+
+def test_readiness_probes_are_not_upstream_errors_and_there_are_no_created_series(
+    gateway_settings: dict[str, Any], emulator: httpx.Client
+) -> None:
+    with own_gateway(gateway_settings) as gw:
+        before = gw.client.get("/metrics").text
+        for _ in range(3):
+            assert gw.client.get("/readyz").status_code == 200
+            time.sleep(1.05)  # the probe is kept for a second: each readiness call here probes
+        text = gw.client.get("/metrics").text
+
+    def grew(**labels: str) -> float:
+        return sample(text, "target_proxy_upstream_requests_total", **labels) - sample(
+            before, "target_proxy_upstream_requests_total", **labels
+        )
+
+    assert grew(upstream="edge", outcome="probe") == 3, "each probe counted, as a probe"
+    assert grew(upstream="edge", outcome="error") == 0, "a probe answered 405 by design is no error"
+    assert not [line for line in text.splitlines() if "_created" in line]
