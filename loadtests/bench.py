@@ -96,9 +96,10 @@ def plot(hit: dict[str, Any], workers: dict[str, Any]) -> list[Path]:
     bars = [
         ("echo", hit["capacity"]["echo"]["rps"]),
         ("1 worker", workers["one"]["rps"]),
-        ("2 workers", workers["two"]["rps"]),
+        ("1 on Redis", workers["one_shared"]["rps"]),
+        ("2 on Redis", workers["two"]["rps"]),
     ]
-    axis.bar([name for name, _ in bars], [value for _, value in bars], color=["#999", "#4a7", "#2a5"])
+    axis.bar([name for name, _ in bars], [value for _, value in bars], color=["#999", "#4a7", "#7b9", "#2a5"])
     axis.set_ylabel("cache hits answered per second")
     axis.set_title("Throughput by workers")
     fig.tight_layout()

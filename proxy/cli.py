@@ -175,6 +175,17 @@ def run_gateway(args: argparse.Namespace) -> None:
         state_dir.check_writable(settings)
     except state_dir.StateDirError as exc:
         raise SystemExit(f"target-proxy: {exc}") from None
+    local_redis = None
+    if settings.workers > 1 and not settings.redis_url:
+        # Workers are processes: they keep one session per visitor only on a store they share.
+        from proxy.local_redis import LocalRedis, LocalRedisError
+
+        try:
+            local_redis = LocalRedis(settings).start()
+        except LocalRedisError as exc:
+            raise SystemExit(f"target-proxy: {exc}") from None
+        settings = settings.model_copy(update={"redis_url": local_redis.url})
+        print(f"target-proxy workers share their state on {local_redis.url}", flush=True)
     emulator = None
     if settings.upstream is None and not settings.upstream_direct:
         emulator_sock = server.bind(settings.emulator_host, settings.emulator_port)
@@ -205,6 +216,8 @@ def run_gateway(args: argparse.Namespace) -> None:
         if emulator is not None:
             emulator.terminate()
             emulator.wait(timeout=10)
+        if local_redis is not None:
+            local_redis.stop()
 
 
 def run_upload(args: argparse.Namespace) -> None:
