@@ -54,9 +54,8 @@ class ActivationGuard:
         if not isinstance(info, dict) or not info or not all(isinstance(v, list) for v in info.values()):
             raise ApiError(400, "activationInfo: a map of destination ids to lists of audience ids", "activationInfo")
         audiences = {str(a) for ids in info.values() for a in ids}
-        beta = bool(document.get("exportIds") or document.get("exportId")) and "version=2" not in accept
-        limit = BETA_MAX_AUDIENCES if beta else V2_MAX_AUDIENCES
-        if not audiences or len(audiences) > limit:
+        limit = audience_limit(document, accept)
+        if not audiences or (limit is not None and len(audiences) > limit):
             self.refused += 1
             raise ApiError(
                 400,
@@ -150,3 +149,16 @@ def records(document: Any) -> list[dict[str, Any]]:
     """The jobs of an export job list answer."""
     found = document.get("records") if isinstance(document, dict) else None
     return [job for job in found or [] if isinstance(job, dict)]
+
+
+def audience_limit(document: dict[str, Any], accept: str) -> int | None:
+    """Audiences one ad-hoc activation job may take, by the API version the request speaks, each as its
+    own document says: v2 (``Accept: ...; version=2``), 80; the beta's ``exportIds``, 20; the older flow's
+    single ``exportId``, any number (None)."""
+    if "version=2" in accept:
+        return V2_MAX_AUDIENCES
+    if document.get("exportIds"):
+        return BETA_MAX_AUDIENCES
+    if document.get("exportId"):
+        return None
+    return V2_MAX_AUDIENCES

@@ -28,7 +28,7 @@ from proxy.auth import ClientKeys
 from proxy.bodies import read_bytes
 from proxy.cache import ContentCache
 from proxy.credentials import TokenProvider
-from proxy.errors import ApiError, error_body
+from proxy.errors import ApiError, error_body, problem
 from proxy.ratelimit import CallBudget
 from proxy.settings import Settings
 from proxy.upstream import Upstream, UpstreamResponse
@@ -78,7 +78,10 @@ PLATFORM_PATHS = [
     )
 ]
 CLIENT_HEADERS = ("content-type", "accept")
+SANDBOX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+SANDBOX_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 ANSWER_HEADERS = ("content-type", "retry-after", "location")
+RUN_LINK = re.compile(rb"https?://[A-Za-z0-9.-]+(?::\d+)?(/data/foundation/flowservice/runs/[A-Za-z0-9._:-]+)")
 CATALOG_CHANGES = re.compile(r"^/(activities|offers|audiences|batch)\b")
 # What a path segment may carry unencoded (RFC 3986 pchar); the rest goes upstream %-encoded again.
 PATH_SAFE = "/:@!$&'()*+,;="
@@ -96,7 +99,7 @@ def check_path(request: Request) -> str:
     return path
 
 
-def passthrough(response: UpstreamResponse) -> Response:
+def passthrough(response: UpstreamResponse, body: bytes | None = None) -> Response:
     headers = {name: value for name in ANSWER_HEADERS[1:] if (value := response.headers.get(name)) is not None}
     content_type = response.headers.get("content-type") or "application/json"
     if response.status >= 400 and "json" not in content_type:
@@ -107,7 +110,7 @@ def passthrough(response: UpstreamResponse) -> Response:
             headers,
             media_type="application/json",
         )
-    return Response(response.body, response.status, headers, media_type=content_type)
+    return Response(response.body if body is None else body, response.status, headers, media_type=content_type)
 
 
 class AdminRoutes:
@@ -143,12 +146,36 @@ class AdminRoutes:
     async def forward(
         self, request: Request, host: str, path: str, body: bytes | None, *, platform: bool
     ) -> UpstreamResponse:
-        """The client's call, to ``host`` with the gateway's credentials."""
+        """The client's call, to ``host`` with the gateway's credentials (and, on Experience Platform, the
+        sandbox the client names)."""
         headers = {name: value for name in CLIENT_HEADERS if (value := request.headers.get(name)) is not None}
+        if platform:
+            headers.update(self.sandbox_headers(request))
         query = f"?{request.url.query}" if request.url.query else ""
         # Encoded once more, so that upstream decodes the very path checked here (%252F stays a "%2F").
         target = quote(path, safe=PATH_SAFE) + query
         return await self.send(request.method, host, target, body, headers, platform=platform)
+
+    def sandbox_headers(self, request: Request) -> dict[str, str]:
+        """The client's ``x-sandbox-name`` (and ``x-sandbox-id``), checked against ``sandbox_allowlist``;
+        none: the gateway's ``sandbox_name`` (credentials.headers)."""
+        headers: dict[str, str] = {}
+        name = request.headers.get("x-sandbox-name")
+        if name is not None:
+            if not SANDBOX_NAME.fullmatch(name):
+                raise ApiError(400, "x-sandbox-name: must be a sandbox name (letters, digits, -)", "x-sandbox-name")
+            allowed = self.settings.sandbox_allowlist
+            if allowed and name not in allowed:
+                raise ApiError(
+                    403, f"x-sandbox-name: sandbox {name!r} is not one this gateway lets clients use", "x-sandbox-name"
+                )
+            headers["x-sandbox-name"] = name
+        sandbox_id = request.headers.get("x-sandbox-id")
+        if sandbox_id is not None:
+            if not SANDBOX_ID.fullmatch(sandbox_id):
+                raise ApiError(400, "x-sandbox-id: must be a sandbox id", "x-sandbox-id")
+            headers["x-sandbox-id"] = sandbox_id
+        return headers
 
     async def send(
         self,
@@ -164,7 +191,7 @@ class AdminRoutes:
         for attempt in range(2):
             credentials = await self.tokens.headers(platform=platform)
             response = await self.upstream.request(
-                method, host, path_and_query, body=body, headers={**headers, **credentials}
+                method, host, path_and_query, body=body, headers={**credentials, **headers}
             )
             if response.status != 401 or attempt:
                 return response
@@ -212,6 +239,13 @@ class AdminRoutes:
 
     # /data/...
     async def platform(self, request: Request) -> Response:
+        """Experience Platform's calls; the gateway's own refusals carry Platform's error fields too."""
+        try:
+            return await self._platform(request)
+        except ApiError as exc:
+            raise problem(exc) from None
+
+    async def _platform(self, request: Request) -> Response:
         await self.keys.admit(request, "activation")
         path = check_path(request)
         if not any(pattern.match(path) for pattern in PLATFORM_PATHS):
@@ -226,9 +260,15 @@ class AdminRoutes:
                 self.guard.abandon(job)
                 raise
             self.guard.started(job, response)
-            return passthrough(response)
+            return passthrough(response, self.to_gateway(request, response.body))
         response = await self.forward(request, self.settings.platform_host, path, body, platform=True)
         return passthrough(response)
+
+    def to_gateway(self, request: Request, body: bytes) -> bytes:
+        """Status links of the runs an activation started, pointed at the gateway (which forwards them with
+        its credentials), as batchStatus links are."""
+        gateway = str(request.base_url).rstrip("/").encode()
+        return RUN_LINK.sub(lambda match: gateway + match.group(1), body)
 
     async def check_exports(self, path_and_query: str) -> Any:
         """A GET on the platform with the gateway's credentials, for the activation guard."""

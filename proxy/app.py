@@ -24,7 +24,7 @@ from proxy.auth import ClientKeys
 from proxy.cache import InMemoryContentCache
 from proxy.credentials import TokenProvider
 from proxy.delivery import DeliveryRoutes
-from proxy.errors import EXCEPTION_HANDLERS
+from proxy.errors import EXCEPTION_HANDLERS, ApiError
 from proxy.health import Health
 from proxy.hotpath import REQUEST_ID_HEADER, REQUEST_ID_SCOPE_KEY, HotPaths, RequestLimits
 from proxy.logs import AccessLog
@@ -217,7 +217,10 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         Route("/rest/v1/profiles/{tnt_id}", profiles.fetch_by_tnt_id, methods=["GET"]),
         Route("/m2/{client}/profile/update", profiles.update, methods=["GET", "POST"]),
         Route("/m2/{client}/v2/profile/batchUpdate", profiles.batch_update, methods=["POST"]),
+        Route("/m2/{client}/profile/batchUpdate", profiles.batch_update, methods=["POST"]),
         Route("/m2/{client}/v2/profile/batchStatus", profiles.batch_status, methods=["GET"]),
+        # The delivery paths take POST only (the hot path answers those): anything else is 405, as upstream.
+        *(Route(path, post_only, methods=OTHER_METHODS) for path in POST_ONLY_PATHS),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", metrics_response(refresh), methods=["GET"]),
@@ -236,6 +239,12 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
 
 
 OPENAPI = orjson.dumps(openapi.document())
+POST_ONLY_PATHS = ("/rest/v1/mbox", "/rest/v1/mbox/{session_id}", "/rest/v2/batchmbox", "/rest/v1/delivery")
+OTHER_METHODS = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+async def post_only(request: Request) -> Response:
+    raise ApiError(405, f"{request.method} is not allowed here: this path takes POST", "method", {"Allow": "POST"})
 
 
 async def openapi_json(request: Request) -> Response:

@@ -289,8 +289,8 @@ class DeliveryRoutes:
 
     def single_document(self, body: dict[str, Any], record: SessionRecord, content: str) -> dict[str, Any]:
         document: dict[str, Any] = {}
-        only_other_ids = body.get("thirdPartyId") or body.get("marketingCloudVisitorId")
-        if record.tnt_id and (body.get("tntId") or not only_other_ids):
+        # As upstream: a tntId is returned unless the view names a thirdPartyId (and no tntId).
+        if record.tnt_id and (body.get("tntId") or not body.get("thirdPartyId")):
             document["tntId"] = record.tnt_id
         for key in ("thirdPartyId", "marketingCloudVisitorId"):
             if body.get(key):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
+from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -16,31 +18,50 @@ class ApiError(Exception):
     """An answer other than success, raised anywhere below a route and rendered as JSON."""
 
     def __init__(
-        self, status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
         self.headers = headers
+        self.extra = extra  # more fields of the JSON answer (an API's own error fields)
 
 
-def error_body(status: int, message: str, field: str | None = None) -> bytes:
+def problem(exc: ApiError) -> ApiError:
+    """The error with the fields Experience Platform's errors carry (RFC 7807: ``type``, ``title``,
+    ``detail``) beside the gateway's own, for clients of those APIs."""
+    fields = {"type": "about:blank", "title": HTTPStatus(exc.status).phrase, "detail": exc.message}
+    return ApiError(exc.status, exc.message, exc.field, exc.headers, {**fields, **(exc.extra or {})})
+
+
+def error_body(status: int, message: str, field: str | None = None, extra: dict[str, Any] | None = None) -> bytes:
     body: dict[str, object] = {"status": status, "message": message}
     if field is not None:
         body["field"] = field
+    if extra:
+        body.update(extra)
     return orjson.dumps(body)
 
 
 def error_response(
-    status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
-    return Response(error_body(status, message, field), status, headers, media_type="application/json")
+    return Response(error_body(status, message, field, extra), status, headers, media_type="application/json")
 
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message, exc.field, exc.headers)
+    return error_response(exc.status, exc.message, exc.field, exc.headers, exc.extra)
 
 
 # What the router refuses, it refuses for the path or the method.

@@ -296,6 +296,23 @@ def document() -> dict[str, Any]:
                 "responses": answers("Batch submitted", 400, 401, 403, 413, 429, 502, media="application/xml"),
             }
         },
+        "/m2/{client}/profile/batchUpdate": {
+            "post": {
+                "tags": ["profiles"],
+                "summary": "Bulk profile update v1 (batch=<CSV>): updates existing profiles, overall status",
+                "security": BEARER,
+                "parameters": [{"name": "client", "in": "path", "required": True, "schema": STRING}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {"type": "object", "properties": {"batch": STRING}}
+                        }
+                    },
+                },
+                "responses": answers("Batch submitted", 400, 401, 403, 413, 429, 502, media="application/xml"),
+            }
+        },
         "/m2/{client}/v2/profile/batchStatus": {
             "get": {
                 "tags": ["profiles"],

@@ -117,7 +117,8 @@ class ProfileRoutes:
         )
         return passthrough(response)
 
-    # POST /m2/{client}/v2/profile/batchUpdate
+    # POST /m2/{client}/v2/profile/batchUpdate, and v1's /m2/{client}/profile/batchUpdate (which only updates
+    # profiles that exist and answers an overall status)
     async def batch_update(self, request: Request) -> Response:
         await self.keys.admit(request, "profile")
         client = validation.client_code(request.path_params["client"])
@@ -129,7 +130,7 @@ class ProfileRoutes:
         response = await self.upstream.request(
             "POST",
             client_host(client),
-            f"/m2/{quote(client, safe='')}/v2/profile/batchUpdate",
+            f"/m2/{quote(client, safe='')}/{'v2/' if '/v2/' in request.url.path else ''}profile/batchUpdate",
             body=body,
             headers=request_headers(request, content_type),
             timeout_ms=self.settings.upstream_bulk_timeout_ms,

@@ -44,11 +44,16 @@ class CallBudget:
         return max(0.0, self._calls[overflow - 1] + HELD_S - now)
 
     async def spend(self, calls: int = 1) -> None:
-        """Take ``calls`` slots (a Target batch request counts each of its operations)."""
-        if calls > self.per_minute:
-            raise ApiError(400, f"a request may make at most {self.per_minute} calls a minute, not {calls}")
+        """Take ``calls`` slots (a Target batch request counts each of its operations).
+
+        A request of more calls than a minute allows (a batch of up to 256 operations) is not refused: it
+        goes when the window is free, and its calls are paid over the next minutes, a minute's worth at a
+        time, so the calls after it wait until it is paid."""
         now = self.clock()
         self._prune(now)
+        if calls > self.per_minute:
+            await self._spend_over_minutes(calls, now)
+            return
         wait = self._wait_for(calls, now)
         if wait > self.max_wait_s:
             self.rejected += 1
@@ -60,6 +65,23 @@ class CallBudget:
             )
         # The slots are taken at once, first come first served: whoever comes next queues behind them.
         self._calls.extend([now + wait] * calls)
+        if wait > 0:
+            self.waited += 1
+            await asyncio.sleep(wait)
+
+    async def _spend_over_minutes(self, calls: int, now: float) -> None:
+        wait = max(0.0, self._calls[-1] + HELD_S - now) if self._calls else 0.0  # until the window is free
+        if wait > self.max_wait_s:
+            self.rejected += 1
+            retry = math.ceil(wait)
+            raise ApiError(
+                429,
+                f"upstream allows {self.per_minute} calls a minute; this request makes {calls}: try again in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
+        start = now + wait
+        for n in range(calls):
+            self._calls.append(start + (n // self.per_minute) * HELD_S)
         if wait > 0:
             self.waited += 1
             await asyncio.sleep(wait)

@@ -114,7 +114,10 @@ class Settings(BaseSettings):
     ims_client_secret: SecretStr | None = None
     ims_scopes: str = "openid,AdobeID,target_sdk,read_organizations,additional_info.projectedProductContext"
     ims_org_id: str | None = None
-    sandbox_name: str | None = None
+    # Experience Platform sandbox of calls that name none (x-sandbox-name); "prod" is Platform's default one.
+    sandbox_name: str | None = "prod"
+    # Sandboxes a client may name in its own x-sandbox-name; empty: any.
+    sandbox_allowlist: list[str] = Field(default_factory=list)
     admin_host: str = "mc.adobe.io"
     platform_host: str = "platform.adobe.io"
     # Target Admin and bulk profile APIs take 50 calls a minute; more wait up to this long, then 429.

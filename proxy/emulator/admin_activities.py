@@ -106,7 +106,8 @@ class Activities:
             ("PUT", f"{typed}/priority", self.set_priority),
             ("PUT", f"{typed}/schedule", self.set_schedule),
             ("GET", f"{typed}/changelog", self.changelog),
-            ("GET", f"/activities/{KIND}/{ID}/report/performance", self.performance),
+            # abt: the report of an A/B activity with auto-allocated traffic
+            ("GET", rf"/activities/(?P<kind>ab|xt|abt)/{ID}/report/performance", self.performance),
             ("GET", f"/activities/{KIND}/{ID}/(?:report/orders|orders/performance)", self.orders),
         ]
 
@@ -279,20 +280,20 @@ class Activities:
         return ok(list_page(request, summaries, "activities", LIST_FIELDS))
 
     def get(self, request: AdminRequest, kind: str, activity_id: str) -> AdminResponse:
-        return ok(self._find(activity_id, kind))
+        return ok(with_defaults(self._find(activity_id, kind)))
 
     def create(self, request: AdminRequest, kind: str) -> AdminResponse:
         activity = self._validated(request.body, kind, None)
         self._store(activity)
         self._log_changes(None, activity)
-        return ok(activity, 201)
+        return ok(with_defaults(activity), 201)
 
     def update(self, request: AdminRequest, kind: str, activity_id: str) -> AdminResponse:
         current = self._find(activity_id, kind)
         activity = self._validated(request.body, kind, current)
         self._store(activity)
         self._log_changes(current, activity)
-        return ok(activity)
+        return ok(with_defaults(activity))
 
     def delete(self, request: AdminRequest, kind: str, activity_id: str) -> AdminResponse:
         activity = self._find(activity_id, kind)
@@ -364,7 +365,7 @@ class Activities:
         }
 
     def performance(self, request: AdminRequest, kind: str, activity_id: str) -> AdminResponse:
-        activity = self._find(activity_id, kind)
+        activity = self._find(activity_id, "ab" if kind == "abt" else kind)
         key = int(activity["id"])
 
         def levels(entries: int, conversions: int) -> dict[str, Any]:
@@ -385,3 +386,14 @@ class Activities:
     def orders(self, request: AdminRequest, kind: str, activity_id: str) -> AdminResponse:
         activity = self._find(activity_id, kind)
         return ok({**self._report_head(request, activity), "orders": []})
+
+
+def with_defaults(activity: dict[str, Any]) -> dict[str, Any]:
+    """An activity as Target's answers show it: its traffic allocation always, and an XT activity's
+    Analytics reporting."""
+    defaults: dict[str, Any] = {
+        "autoAllocateTraffic": {"enabled": False, "successEvaluationCriteria": "conversion_rate"}
+    }
+    if activity.get("type") == "xt":
+        defaults["analytics"] = {"reportSuite": "emulatorreportsuite", "dataCollectionHost": "emulator.sc.omtrdc.net"}
+    return {**defaults, **activity}

@@ -159,7 +159,7 @@ class Audiences:
     @staticmethod
     def _view(audience: dict[str, Any]) -> dict[str, Any]:
         keys = ("id", "name", "description", "origin", "targetRule", "audienceRule", "workspace", "modifiedAt")
-        return {key: audience[key] for key in keys if key in audience}
+        return {"description": "", **{key: audience[key] for key in keys if key in audience}}
 
     def _references(self, audience_id: int) -> set[int]:
         """Audiences whose audienceRule names ``audience_id``, directly or through others."""

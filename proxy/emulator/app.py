@@ -170,6 +170,16 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
         if length and length.isdigit() and int(length) > 50 * 1024 * 1024:
             raise ApiError(413, "batch file exceeds 50 MB", "batch")
         call = state.call(request)
+        if "/v2/" not in request.url.path:
+            # v1: updates the profiles that exist, and answers only an overall status
+            batch = state.bulk.submit(client, call.cluster, await request.body(), create=False)
+            return xml_response(
+                [
+                    ("success", "true"),
+                    ("batchId", batch.batch_id),
+                    ("message", f"Batch processed: {batch.updated} of {len(batch.rows)} profiles updated"),
+                ]
+            )
         batch = state.bulk.submit(client, call.cluster, await request.body())
         status_url = (
             f"http://{edge_host(call.cluster)}/m2/{client}/v2/profile/batchStatus?batchId={batch.batch_id}&m2Node=00"
@@ -269,6 +279,7 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
         Route("/rest/v1/profiles/{tnt_id}", profile_by_tnt, methods=["GET"]),
         Route("/m2/{client}/profile/update", profile_update, methods=["GET", "POST"]),
         Route("/m2/{client}/v2/profile/batchUpdate", profile_batch_update, methods=["POST"]),
+        Route("/m2/{client}/profile/batchUpdate", profile_batch_update, methods=["POST"]),
         Route("/m2/{client}/v2/profile/batchStatus", profile_batch_status, methods=["GET"]),
         Route("/_emulator/stats", stats, methods=["GET"]),
         Route("/_emulator/faults", faults, methods=["GET", "POST"]),

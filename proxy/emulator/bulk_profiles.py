@@ -1,4 +1,5 @@
-"""Bulk profile update v2: a CSV batch of profiles, answered per row through batchStatus."""
+"""Bulk profile update: a CSV batch of profiles; v2 creates the profiles it does not find and answers per
+row through batchStatus, v1 only updates those that exist."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ MAX_BATCH_ROWS = 500_000
 class Batch:
     batch_id: str
     rows: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def updated(self) -> int:
+        return sum(1 for _, status in self.rows if status == "success")
 
 
 def parse_batch(raw: bytes) -> tuple[str, list[str], list[list[str]]]:
@@ -41,7 +46,7 @@ class BulkUpdates:
     def clear(self) -> None:
         self._batches.clear()
 
-    def submit(self, client: str, cluster: int, raw: bytes) -> Batch:
+    def submit(self, client: str, cluster: int, raw: bytes, create: bool = True) -> Batch:
         kind, names, rows = parse_batch(raw)
         batch = Batch(f"{client}-{next(self._sequence)}")
         for row in rows:
@@ -54,9 +59,11 @@ class BulkUpdates:
                 batch.rows.append((identity, "failed: value longer than 256"))
                 continue
             profile, _ = self.profiles.resolve(
-                cluster, **({"tnt_id": identity} if kind == "tntId" else {"third_party_id": identity})
+                cluster, **({"tnt_id": identity} if kind == "tntId" else {"third_party_id": identity}), create=create
             )
-            assert profile is not None
+            if profile is None:
+                batch.rows.append((identity, "failed: profile not found"))
+                continue
             self.profiles.write(profile, values, cluster)
             batch.rows.append((identity, "success"))
         if len(self._batches) >= self.keep:

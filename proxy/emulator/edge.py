@@ -124,7 +124,9 @@ class Edge:
     @staticmethod
     def _ids_answer(profile: Profile, ids: dict[str, Any], *, always_tnt: bool) -> dict[str, str]:
         answer = {}
-        if always_tnt or ids.get("tntId") or not (ids.get("thirdPartyId") or ids.get("marketingCloudVisitorId")):
+        # "If no thirdPartyId was provided, a new tntId is generated and returned" (a marketingCloudVisitorId
+        # alone gets one too).
+        if always_tnt or ids.get("tntId") or not ids.get("thirdPartyId"):
             answer["tntId"] = profile.located_tnt_id
         if ids.get("thirdPartyId"):
             answer["thirdPartyId"] = ids["thirdPartyId"]

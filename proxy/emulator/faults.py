@@ -29,7 +29,7 @@ _ROUTES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^/rest/v1/profiles/thirdPartyId/[^/]+/?$"), "profile_third_party"),
     (re.compile(r"^/rest/v1/profiles/[^/]+/?$"), "profile"),
     (re.compile(r"^/m2/[^/]+/profile/update/?$"), "profile_update"),
-    (re.compile(r"^/m2/[^/]+/v2/profile/batchUpdate/?$"), "profile_batch_update"),
+    (re.compile(r"^/m2/[^/]+/(v2/)?profile/batchUpdate/?$"), "profile_batch_update"),
     (re.compile(r"^/m2/[^/]+/v2/profile/batchStatus/?$"), "profile_batch_status"),
     (re.compile(r"^/ims/token/v3/?$"), "ims_token"),
     (re.compile(r"^/[^/_][^/]*/target/"), "admin"),

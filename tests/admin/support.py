@@ -93,11 +93,17 @@ def raw_get(base_url: str, target: str, headers: dict[str, str]) -> tuple[int, d
 
 
 def assert_error(response: httpx.Response, status: int, words: str = "") -> dict[str, Any]:
-    """The gateway's own JSON error: ``{"status", "message"[, "field"]}``."""
+    """The gateway's own JSON error: ``{"status", "message"[, "field"]}``; on Experience Platform's paths
+    with Platform's ``type``, ``title`` and ``detail`` (the message) too."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
-    assert body["status"] == status and set(body) <= {"status", "message", "field"}, body
+    platform = {"type", "title", "detail"}
+    assert body["status"] == status and set(body) - platform <= {"status", "message", "field"}, body
+    if response.request.url.path.startswith("/data/"):
+        assert platform <= set(body) and body["detail"] == body["message"], body
+    else:
+        assert not platform & set(body), body
     assert words in body["message"], body
     return body
 

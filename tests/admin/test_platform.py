@@ -6,6 +6,7 @@ of the audience runs)."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -20,7 +21,6 @@ from tests.admin.support import (
     EXPORT_JOBS,
     EXTERNAL,
     ORG_ID,
-    RUNS_HOST,
     SANDBOX,
     SEGMENT_JOBS,
     V2_ACCEPT,
@@ -45,10 +45,11 @@ def activate(gw: OwnGateway, *audiences: str, headers: dict[str, str] = V2, **bo
 
 
 def run_path(order: dict[str, Any]) -> str:
-    """The gateway path of an order's status link (upstream names platform.adobe.io)."""
-    status_url = str(order["statusURL"])
-    assert status_url.startswith(f"{RUNS_HOST}/data/foundation/flowservice/runs/")
-    return status_url.removeprefix(RUNS_HOST)
+    """The gateway path of an order's status link (upstream names platform.adobe.io; the gateway itself)."""
+    parts = urlsplit(str(order["statusURL"]))
+    assert parts.hostname == "127.0.0.1", order["statusURL"]
+    assert parts.path.startswith("/data/foundation/flowservice/runs/")
+    return parts.path
 
 
 def jobs_started(emulator: httpx.Client) -> int:
@@ -58,27 +59,55 @@ def jobs_started(emulator: httpx.Client) -> int:
 # --- passthrough -----------------------------------------------------------------------------------------------
 
 
-def test_upstream_gets_the_gateways_platform_credentials(admin_gateway: OwnGateway, emulator: httpx.Client) -> None:
-    ok(admin_gateway.client.get(SEGMENT_JOBS, headers={**AS_ACTIVATION, "x-sandbox-name": "client-sandbox"}))
-
+def test_upstream_gets_the_gateways_platform_credentials_and_the_clients_sandbox(
+    admin_gateway: OwnGateway, emulator: httpx.Client
+) -> None:
+    ok(admin_gateway.client.get(SEGMENT_JOBS, headers=AS_ACTIVATION))
     received = last_request(emulator, "ups")["headers"]
     assert received["host"] == "platform.adobe.io"
     assert (received["x-api-key"], received["x-gw-ims-org-id"], received["x-sandbox-name"]) == (
         CLIENT_ID,
         ORG_ID,
         SANDBOX,
-    )
+    ), "a call that names no sandbox goes to the gateway's"
     assert received["authorization"] != AS_ACTIVATION["Authorization"]
 
+    named = {**AS_ACTIVATION, "x-sandbox-name": "dev-1", "x-sandbox-id": "5f7e-aa10"}
+    ok(admin_gateway.client.get(SEGMENT_JOBS, headers=named))
+    received = last_request(emulator, "ups")["headers"]
+    assert (received["x-sandbox-name"], received["x-sandbox-id"]) == ("dev-1", "5f7e-aa10"), "the client's"
+    assert received["x-gw-ims-org-id"] == ORG_ID
 
-def test_without_a_sandbox_configured_no_sandbox_header_is_sent(
+
+def test_a_sandbox_outside_the_allowlist_is_refused_with_platforms_error_fields(
     admin_settings: dict[str, Any], emulator: httpx.Client
 ) -> None:
-    with own_gateway(admin_settings, sandbox_name=None) as gw:
-        ok(gw.client.get(SEGMENT_JOBS, headers={**AS_ACTIVATION, "x-sandbox-name": "client-sandbox"}))
+    with own_gateway(admin_settings, sandbox_allowlist=["prod", "dev-1"]) as gw:
+        refused = gw.client.get(SEGMENT_JOBS, headers={**AS_ACTIVATION, "x-sandbox-name": "other"})
+        bad = gw.client.get(SEGMENT_JOBS, headers={**AS_ACTIVATION, "x-sandbox-name": "a b"})
+        allowed = gw.client.get(SEGMENT_JOBS, headers={**AS_ACTIVATION, "x-sandbox-name": "dev-1"})
+    assert refused.status_code == 403 and allowed.status_code == 200
+    assert refused.json() == {
+        "status": 403,
+        "message": "x-sandbox-name: sandbox 'other' is not one this gateway lets clients use",
+        "field": "x-sandbox-name",
+        "type": "about:blank",
+        "title": "Forbidden",
+        "detail": "x-sandbox-name: sandbox 'other' is not one this gateway lets clients use",
+    }
+    assert bad.status_code == 400 and bad.json()["field"] == "x-sandbox-name" and bad.json()["title"] == "Bad Request"
+    assert calls(emulator)["ups"] == 1, "only the allowed call went upstream"
 
-    received = last_request(emulator, "ups")["headers"]
-    assert "x-sandbox-name" not in received and received["x-gw-ims-org-id"] == ORG_ID
+
+def test_the_gateways_own_refusals_on_platform_paths_carry_platforms_error_fields(
+    admin_gateway: OwnGateway,
+) -> None:
+    unknown = admin_gateway.client.get("/data/core/nothing", headers=AS_ACTIVATION)
+    unauthenticated = admin_gateway.client.get(SEGMENT_JOBS)
+    for answer, status, title in ((unknown, 404, "Not Found"), (unauthenticated, 401, "Unauthorized")):
+        body = answer.json()
+        assert answer.status_code == status and body["status"] == status
+        assert (body["type"], body["title"], body["detail"]) == ("about:blank", title, body["message"])
 
 
 def test_segment_jobs_are_created_read_listed_and_cancelled(admin_gateway: OwnGateway, emulator: httpx.Client) -> None:
@@ -235,6 +264,18 @@ def test_the_beta_flow_takes_twenty_audiences_per_job(admin_gateway: OwnGateway,
     assert_error(refused, 400, "takes 1 to 20 audiences, not 21")
     assert twenty.status_code == 200, twenty.text
     assert jobs_started(emulator) == 1
+
+
+def test_the_older_flows_single_export_id_takes_any_number_of_audiences(
+    admin_gateway: OwnGateway, emulator: httpx.Client
+) -> None:
+    thirty = [f"old-flow-audience-{n:02}" for n in range(30)]
+    configure_aep(
+        emulator, dataflows=[{"id": "old-flow", "destinationId": aep.SFTP_DESTINATION, "audienceIds": thirty}]
+    )
+    started = activate(admin_gateway, *thirty, headers=AS_ACTIVATION, exportId=["12345"])
+    assert started.status_code == 200, started.text
+    assert len(started.json()["order"]) == 30
 
 
 @pytest.mark.parametrize(
