@@ -196,6 +196,19 @@ def passthrough(summary: str, tag: str) -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
+    bulk_update = {
+        "tags": ["profiles"],
+        "summary": "Bulk profile update v2 (batch=<CSV>)",
+        "security": BEARER,
+        "parameters": [{"name": "client", "in": "path", "required": True, "schema": STRING}],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {"batch": STRING}}}
+            },
+        },
+        "responses": answers("Batch submitted", 400, 401, 403, 413, 429, 502, media="application/xml"),
+    }
     delivery_query = [
         {"name": "client", "in": "query", "schema": STRING},
         {"name": "imsOrgId", "in": "query", "schema": STRING},
@@ -279,38 +292,11 @@ def document() -> dict[str, Any]:
             }
             for method in ("get", "post")
         },
-        "/m2/{client}/v2/profile/batchUpdate": {
-            "post": {
-                "tags": ["profiles"],
-                "summary": "Bulk profile update v2 (batch=<CSV>)",
-                "security": BEARER,
-                "parameters": [{"name": "client", "in": "path", "required": True, "schema": STRING}],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/x-www-form-urlencoded": {
-                            "schema": {"type": "object", "properties": {"batch": STRING}}
-                        }
-                    },
-                },
-                "responses": answers("Batch submitted", 400, 401, 403, 413, 429, 502, media="application/xml"),
-            }
-        },
+        "/m2/{client}/v2/profile/batchUpdate": {"post": bulk_update},
         "/m2/{client}/profile/batchUpdate": {
             "post": {
-                "tags": ["profiles"],
+                **bulk_update,
                 "summary": "Bulk profile update v1 (batch=<CSV>): updates existing profiles, overall status",
-                "security": BEARER,
-                "parameters": [{"name": "client", "in": "path", "required": True, "schema": STRING}],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/x-www-form-urlencoded": {
-                            "schema": {"type": "object", "properties": {"batch": STRING}}
-                        }
-                    },
-                },
-                "responses": answers("Batch submitted", 400, 401, 403, 413, 429, 502, media="application/xml"),
             }
         },
         "/m2/{client}/v2/profile/batchStatus": {

@@ -52,36 +52,24 @@ class CallBudget:
         now = self.clock()
         self._prune(now)
         if calls > self.per_minute:
-            await self._spend_over_minutes(calls, now)
-            return
-        wait = self._wait_for(calls, now)
+            # Until the window is free; then a minute's worth of its calls in each of the next windows.
+            wait = max(0.0, self._calls[-1] + HELD_S - now) if self._calls else 0.0
+            slots = [now + wait + (n // self.per_minute) * HELD_S for n in range(calls)]
+            too_many = f"; this request makes {calls}"
+        else:
+            wait = self._wait_for(calls, now)
+            slots = [now + wait] * calls
+            too_many = ""
         if wait > self.max_wait_s:
             self.rejected += 1
             retry = math.ceil(wait)
             raise ApiError(
                 429,
-                f"upstream allows {self.per_minute} calls a minute; try again in {retry} s",
+                f"upstream allows {self.per_minute} calls a minute{too_many}: try again in {retry} s",
                 headers={"Retry-After": str(retry)},
             )
         # The slots are taken at once, first come first served: whoever comes next queues behind them.
-        self._calls.extend([now + wait] * calls)
-        if wait > 0:
-            self.waited += 1
-            await asyncio.sleep(wait)
-
-    async def _spend_over_minutes(self, calls: int, now: float) -> None:
-        wait = max(0.0, self._calls[-1] + HELD_S - now) if self._calls else 0.0  # until the window is free
-        if wait > self.max_wait_s:
-            self.rejected += 1
-            retry = math.ceil(wait)
-            raise ApiError(
-                429,
-                f"upstream allows {self.per_minute} calls a minute; this request makes {calls}: try again in {retry} s",
-                headers={"Retry-After": str(retry)},
-            )
-        start = now + wait
-        for n in range(calls):
-            self._calls.append(start + (n // self.per_minute) * HELD_S)
+        self._calls.extend(slots)
         if wait > 0:
             self.waited += 1
             await asyncio.sleep(wait)
