@@ -41,9 +41,17 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def url_of(sock: socket.socket) -> str:
+def url_of(sock: socket.socket, tls: bool = False) -> str:
     host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    scheme = "https" if tls else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for the gateway's HTTPS, when configured."""
+    if settings.tls_certfile is None or settings.tls_keyfile is None:
+        return {}
+    return {"ssl_certfile": str(settings.tls_certfile), "ssl_keyfile": str(settings.tls_keyfile)}
 
 
 def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config:
@@ -65,16 +73,18 @@ def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config
     )
 
 
-def run(app: Any, sock: socket.socket, settings: Settings, workers: int = 1) -> None:
-    """Serve until SIGINT/SIGTERM. With several workers ``app`` must be an import string of a factory."""
+def run(app: Any, sock: socket.socket, settings: Settings, workers: int = 1, tls: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM. With several workers ``app`` must be an import string of a factory;
+    ``tls``: HTTPS with the settings' certificate (the gateway's port, never the emulator's)."""
     logs.configure(settings.log_level)
+    secure = tls_options(settings) if tls else {}
     if workers == 1:
-        uvicorn.Server(uvicorn_config(app, settings)).run(sockets=[sock])
+        uvicorn.Server(uvicorn_config(app, settings, **secure)).run(sockets=[sock])
         return
     os.environ.update(to_environ(settings))
     # Each worker writes its metrics here; a scrape of any worker adds them all up.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="target-proxy-metrics-")
-    config = uvicorn_config(app, settings, factory=True, workers=workers)
+    config = uvicorn_config(app, settings, factory=True, workers=workers, **secure)
     try:
         Multiprocess(config, sockets=[sock]).run()
     finally:

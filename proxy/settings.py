@@ -18,7 +18,7 @@ from typing import Any
 
 import limits
 import orjson
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     config: Path | None = None
     defaults: Path | None = None
+    # HTTPS on the gateway's own port (both or neither): a certificate chain and its private key, PEM
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
     log_level: str = "info"
     # One JSON line per request on stdout (written by a background thread)
     access_log: bool = True
@@ -215,6 +218,15 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together: set both, or neither")
+        for path in (self.tls_certfile, self.tls_keyfile):
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file {path} does not exist")
+        return self
 
     @field_validator("emulator_clusters")
     @classmethod

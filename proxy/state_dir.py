@@ -62,4 +62,4 @@ def read_address(settings: Settings) -> str:
         return address_file(settings).read_text().strip()
     except OSError:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else "[::1]" if settings.host == "::" else settings.host
-        return f"http://{host}:{settings.port}"
+        return f"{'https' if settings.tls_certfile else 'http'}://{host}:{settings.port}"
