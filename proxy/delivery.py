@@ -26,6 +26,7 @@ from proxy.cache import CachedMbox, ContentCache
 from proxy.coalesce import SingleFlight
 from proxy.errors import ApiError
 from proxy.hotpath import HotPaths, Incoming, Outgoing
+from proxy.notifications import telemetry
 from proxy.notifications.queue import NotificationQueue, view_notification
 from proxy.notifications.store import BacklogFull
 from proxy.prefetch import PrefetchPlanner
@@ -38,7 +39,9 @@ CLICKED = "-clicked"
 # Answers that mean "upstream is not serving now", as opposed to "this request is wrong".
 UNAVAILABLE = frozenset({420, 429, 500, 502, 503, 504})
 PASSED_THROUGH_5XX = frozenset({502, 503, 504})
-UNCACHEABLE_DELIVERY_KEYS = ("prefetch", "trace", "qaMode", "preview", "telemetry")
+# SDK telemetry (timings of earlier calls) is not among them: it cannot change content, and rides upstream
+# on the visitor's notifications (proxy.notifications.telemetry).
+UNCACHEABLE_DELIVERY_KEYS = ("prefetch", "trace", "qaMode", "preview")
 UNCACHEABLE_MBOX_KEYS = ("profileParameters", "order", "product")
 
 
@@ -161,13 +164,7 @@ class DeliveryRoutes:
         riders = self.queue.ride(client, visitor, record.session_id) if visitor else []
         request = miss.request
         if riders:
-            request = {
-                **request,
-                "notifications": [
-                    *(request.get("notifications") or []),
-                    *(orjson.Fragment(r.payload_json) for r in riders),
-                ],
-            }
+            request = telemetry.with_notifications(request, [r.payload_json for r in riders])
         try:
             document = await self.call(incoming, record, client, path, request)
         except ApiError as exc:
@@ -403,8 +400,11 @@ class DeliveryRoutes:
         notes: list[dict[str, Any]] = body.get("notifications") or []
         accepted = bool(notes and record.visitor)
         if accepted:
+            entries = telemetry.entries_of(body)
+            if entries:  # it rides on the notifications the gateway takes over
+                notes = [telemetry.ride(notes[0], entries), *notes[1:]]
             await self.accept(record, client, body.get("id"), notes)
-            body = {k: v for k, v in body.items() if k != "notifications"}
+            body = {k: v for k, v in body.items() if k not in ("notifications", "telemetry")}
             if not body.get("execute") and not body.get("prefetch"):
                 incoming.cache = "accepted"
                 return answer(self.delivery_document(body, record, client, notes))
@@ -453,6 +453,11 @@ class DeliveryRoutes:
         if record.tnt_id is None:
             return None
         views = [view_notification("display", e, body.get("impressionId")) for e in entries if e.has_display]
+        riding = telemetry.entries_of(body)
+        if riding:
+            if not views:
+                return None  # nothing queued to carry the entries: the view goes upstream with them
+            views[0] = telemetry.ride(views[0], riding)
         try:
             await self.notify_views(record, client, body.get("id"), views)
         except BacklogFull:
@@ -482,6 +487,10 @@ class DeliveryRoutes:
         accepted: list[dict[str, Any]],
     ) -> Outgoing:
         request = dict(body)
+        riding = telemetry.entries_of(body)
+        if riding:
+            request["telemetry"] = {**body["telemetry"], "entries": telemetry.bounded(riding)}
+            telemetry.forwarded(request["telemetry"]["entries"])
         request["id"] = upstream_ids(record, body.get("id")) if (body.get("id") or record.tnt_id) else {}
         if not request["id"]:
             del request["id"]
@@ -538,6 +547,9 @@ class DeliveryRoutes:
                 answered.append((orjson.dumps([{"type": "html", "content": default}]), b"[]"))
             else:
                 raise failure
+        riding = telemetry.entries_of(body)
+        if riding and views:  # upstream did not take them with the view: they ride on its notification
+            views[0] = telemetry.ride(views[0], riding)
         try:
             if views:
                 await self.notify_views(record, client, body.get("id"), views)

@@ -61,6 +61,12 @@ NOTIFICATIONS = Counter(
     "dead_lettered.",
     ["outcome"],
 )
+TELEMETRY = Counter(
+    "target_proxy_telemetry_entries_total",
+    "SDK telemetry entries by outcome: forwarded (sent upstream with a view or a notification batch), dropped "
+    "(over the bound of one request).",
+    ["outcome"],
+)
 RATE_LIMITED = Counter("target_proxy_rate_limited_total", "Requests refused by a call budget or rate limit.", ["limit"])
 CIRCUIT_OPEN = Gauge(
     "target_proxy_upstream_circuit_open", "1 while the circuit to upstream is open.", multiprocess_mode="livemax"

@@ -72,3 +72,22 @@ def test_the_quick_benchmark_writes_a_sane_report(tmp_path: Path) -> None:
         # Percentiles to the microsecond, not rounded to whole milliseconds.
         assert report["locust"]["precise_ms"][scenario]["p50_ms"] > 0
     assert (tmp_path / "locust.html").exists()
+
+
+def test_the_quick_sdk_benchmark_counts_sdk_shaped_views_as_hits_and_delivers_their_telemetry(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "loadtests.bench_sdk", "--quick"],
+        cwd=ROOT,
+        env={**os.environ, "TARGET_PROXY_BENCH_RESULTS": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads((tmp_path / "bench_sdk.json").read_text())
+    by_name = {budget["name"]: budget for budget in report["budgets"]}
+    # Whatever the speed: every SDK-shaped view a hit as a plain one is, and every entry delivered.
+    assert by_name["SDK-shaped hit rate vs plain"]["passed"]
+    assert by_name["SDK-shaped views answered 200"]["passed"]
+    assert by_name["telemetry entries at the emulator per entry sent"]["passed"]
+    assert all(r["hit_rate"] == 1 for kind in ("plain", "sdk") for r in report["runs"][kind])

@@ -80,3 +80,35 @@ def test_sdk_stays_on_the_gateway_across_calls(fresh_gateway: InProcessGateway, 
     assert stats["notifications"] == {"display": 1, "click": 0, "duplicates": 0}
     # Four executed page loads plus the notified prefetch.
     assert stats["impressions"] == 5
+
+
+@pytest.mark.usefixtures("fresh_target_sdk")
+def test_a_returning_visitors_views_cost_at_most_two_delivery_calls_and_are_each_counted(
+    fresh_gateway: InProcessGateway, emulator: httpx.Client
+) -> None:
+    server_domain = fresh_gateway.url.removeprefix("http://")
+    client = TargetClient.create(
+        {"client": "demo", "organization_id": "ORG@AdobeOrg", "server_domain": server_domain, "secure": False}
+    )
+    execute = DeliveryRequest(
+        context=Context(channel=ChannelType.WEB),
+        execute=ExecuteRequest(mboxes=[MboxRequest(index=0, name="home-hero")]),
+    )
+    cookie = client.get_offers({"request": execute})["target_cookie"]["value"]  # a new visitor, once
+    views_before = emulator.get("/_emulator/stats").json()["requests"]["delivery"]
+    for _ in range(20):  # then the same visitor returns, its cookie passed back
+        answer = client.get_offers({"request": execute, "target_cookie": cookie})
+        assert answer["response"].execute.mboxes[0].options[0].content
+        cookie = answer["target_cookie"]["value"]
+    cache = fresh_gateway.parts.cache.counters
+    assert cache.hits >= 18 and cache.hits + cache.misses == 20, cache
+    displays = cache.hits
+    counted = wait_for(
+        lambda: (s := emulator.get("/_emulator/stats").json())["notifications"]["display"] >= displays and s
+    )
+    assert counted["notifications"] == {"display": displays, "click": 0, "duplicates": 0}, "every hit counted once"
+    upstream_views = 20 - cache.hits
+    assert upstream_views <= 2
+    flushes = counted["requests"]["delivery"] - views_before - upstream_views
+    assert 1 <= flushes <= 2, counted
+    assert counted["impressions"] == 21, "every view counted once: executed upstream, or notified"

@@ -230,6 +230,10 @@ class Edge:
 
     def delivery(self, call: Call, client: str, body: Any) -> dict[str, Any]:
         validation.delivery(body)
+        telemetry = body.get("telemetry")
+        entries = telemetry.get("entries") if isinstance(telemetry, dict) else None
+        if isinstance(entries, list):
+            self.stats.telemetry_entries += len(entries)
         now_ms = time.time() * 1000
         notes = []
         for i, note in enumerate(body.get("notifications") or []):

@@ -46,6 +46,7 @@ class Stats:
         self.by_experience: dict[tuple[int, int], int] = defaultdict(int)
         self.experience_events: dict[tuple[int, int], Counter[str]] = defaultdict(Counter)
         self.tokens_issued = 0
+        self.telemetry_entries = 0
         # mbox name -> (last requested, epoch seconds; parameter names seen), for the Admin API's mbox lists
         self.mboxes: dict[str, tuple[float, set[str]]] = {}
         self._seen_notifications.clear()
@@ -90,6 +91,7 @@ class Stats:
             "impressions": self.impressions,
             "notifications": {"display": self.display, "click": self.click, "duplicates": self.duplicates},
             "tokens_issued": self.tokens_issued,
+            "telemetry": {"entries": self.telemetry_entries},
             "activities": {
                 str(activity): {
                     **counts,

@@ -23,6 +23,7 @@ import orjson
 
 from proxy.affinity import client_host
 from proxy.errors import ApiError
+from proxy.notifications import telemetry
 from proxy.notifications.queue import NotificationQueue
 from proxy.notifications.store import Group, Pending
 from proxy.upstream import Upstream, UpstreamResponse
@@ -133,11 +134,7 @@ class Flusher:
 
     async def deliver(self, pending: Sequence[Pending]) -> None:
         first = pending[0]
-        body = {
-            "id": orjson.Fragment(first.ids_json),
-            "context": {"channel": "web"},
-            "notifications": [orjson.Fragment(p.payload_json) for p in pending],
-        }
+        body = telemetry.notification_batch(first.ids_json, [p.payload_json for p in pending])
         path = "/rest/v1/delivery?" + urlencode({"client": first.client, "sessionId": first.session_id})
         try:
             response = await self.upstream.request(

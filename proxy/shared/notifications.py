@@ -38,6 +38,7 @@ from redis.exceptions import ResponseError
 
 from proxy.affinity import client_host
 from proxy.errors import ApiError
+from proxy.notifications import telemetry
 from proxy.notifications.flusher import RETRYABLE_4XX, _reason, _retry_after
 from proxy.notifications.queue import NotificationQueue
 from proxy.notifications.store import BacklogFull, Group, NotificationStore, Pending
@@ -417,11 +418,7 @@ class StreamFlusher:
         # a retried pipeline) is sent once: the edge's answer settles both.
         pending = list({p.id: p for _, p in chosen}.values())
         first = pending[0]
-        body = {
-            "id": orjson.Fragment(first.ids_json),
-            "context": {"channel": "web"},
-            "notifications": [orjson.Fragment(p.payload_json) for p in pending],
-        }
+        body = telemetry.notification_batch(first.ids_json, [p.payload_json for p in pending])
         path = "/rest/v1/delivery?" + urlencode({"client": first.client, "sessionId": first.session_id})
         try:
             response = await self.upstream.request(

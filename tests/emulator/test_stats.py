@@ -61,7 +61,8 @@ def test_the_stats_document(emulator: httpx.Client) -> None:
 
     document = stats(emulator)
 
-    assert set(document) == {"requests", "impressions", "notifications", "tokens_issued", "activities"}
+    assert set(document) == {"requests", "impressions", "notifications", "tokens_issued", "telemetry", "activities"}
+    assert document["telemetry"] == {"entries": 0}
     assert document["impressions"] == 1
     assert document["notifications"] == {"display": 0, "click": 0, "duplicates": 0}
     hero = document["activities"]["200001"]
@@ -94,6 +95,7 @@ def test_a_reset_clears_counts_profiles_faults_and_seen_notifications(emulator: 
         "impressions": 0,
         "notifications": {"display": 0, "click": 0, "duplicates": 0},
         "tokens_issued": 0,
+        "telemetry": {"entries": 0},
         "activities": {},
     }
     assert emulator.get("/rest/v1/profiles/to-forget", params={"client": CLIENT}).status_code == 404

@@ -4,8 +4,17 @@ const TargetClient = require("@adobe/target-nodejs-sdk");
 
 const gateway = process.argv[2]; // host:port
 const hosts = [];
+let telemetrySent = 0;
+let calls = 0;
 const fetchApi = (url, options) => {
   hosts.push(new URL(url).host);
+  calls += 1;
+  try {
+    const body = JSON.parse(options.body || "{}");
+    telemetrySent += ((body.telemetry || {}).entries || []).length;
+  } catch (error) {
+    // not JSON: nothing to count
+  }
   return fetch(url, options);
 };
 const logger = { debug() {}, error(...args) { console.error(...args); } };
@@ -83,6 +92,8 @@ async function main() {
   const attributes = await client.getAttributes(["product-reco"], cookies);
   out.attributes = attributes.asObject("product-reco");
   out.hosts = [...new Set(hosts)];
+  out.calls = calls;
+  out.telemetrySent = telemetrySent;
   console.log(JSON.stringify(out));
 }
 

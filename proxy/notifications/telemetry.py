@@ -1,0 +1,70 @@
+"""Telemetry entries that Adobe's SDKs put on their requests (``telemetry.entries``: the timings of their
+previous calls), carried upstream without costing a call of their own.
+
+A view the cache answers sends nothing upstream at once: its entries ride on the display notification it
+queues (durable as that notification is), and go upstream with the visitor's next notification batch, in
+its ``telemetry.entries``, as Target takes them on any Delivery API request. A miss sends them with the
+view itself. At most ``MAX_ENTRIES`` go with one request (the latest); the rest are dropped, and counted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from proxy import metrics
+
+# The private field of a queued notification that holds the entries riding on it (never sent as such).
+RIDING = "_telemetry"
+RIDING_BYTES = b'"_telemetry"'
+MAX_ENTRIES = 50
+
+
+def entries_of(body: dict[str, Any]) -> list[Any]:
+    telemetry = body.get("telemetry")
+    entries = telemetry.get("entries") if isinstance(telemetry, dict) else None
+    return entries if isinstance(entries, list) else []
+
+
+def bounded(entries: list[Any]) -> list[Any]:
+    """The latest ``MAX_ENTRIES``; the others are counted as dropped."""
+    if len(entries) > MAX_ENTRIES:
+        metrics.TELEMETRY.labels("dropped").inc(len(entries) - MAX_ENTRIES)
+        return entries[-MAX_ENTRIES:]
+    return entries
+
+
+def ride(notification: dict[str, Any], entries: list[Any]) -> dict[str, Any]:
+    """The notification carrying ``entries`` upstream."""
+    return {**notification, RIDING: bounded(entries)}
+
+
+def forwarded(entries: list[Any]) -> None:
+    if entries:
+        metrics.TELEMETRY.labels("forwarded").inc(len(entries))
+
+
+def notification_batch(ids_json: bytes, payloads: list[bytes]) -> dict[str, Any]:
+    """The Delivery API request that sends a visitor's notifications, with the telemetry riding on them."""
+    return with_notifications({"id": orjson.Fragment(ids_json), "context": {"channel": "web"}}, payloads)
+
+
+def with_notifications(request: dict[str, Any], payloads: list[bytes]) -> dict[str, Any]:
+    """``request`` with queued notifications added (a batch of the flusher's, or riders on a miss), and
+    the telemetry riding on them in its ``telemetry.entries`` after the request's own."""
+    notes: list[Any] = list(request.get("notifications") or [])
+    entries: list[Any] = []
+    for payload in payloads:
+        if RIDING_BYTES in payload:
+            note = orjson.loads(payload)
+            entries.extend(note.pop(RIDING, None) or [])
+            notes.append(note)
+        else:
+            notes.append(orjson.Fragment(payload))
+    request = {**request, "notifications": notes}
+    if entries:
+        entries = bounded(entries_of(request) + entries)
+        request["telemetry"] = {"entries": entries}
+        forwarded(entries)
+    return request
