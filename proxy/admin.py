@@ -57,6 +57,8 @@ TARGET_PATHS = [
         "profileattributes/mbox",
         "environments",
         rf"environments/{NUMBER}",
+        "properties",
+        rf"properties/{NUMBER}",
         "batch",
     )
 ]

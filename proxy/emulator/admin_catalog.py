@@ -37,6 +37,26 @@ ENVIRONMENTS = (
     {"id": 8818, "name": "Production"},
     {"id": 8819, "name": "Staging"},
 )
+# Properties (enterprise permissions): the fields Target's Admin API gives a property
+PROPERTIES = (
+    {
+        "id": 4101,
+        "name": "Kiosks",
+        "description": "In-store kiosks",
+        "channel": "web",
+        "token": "a3f1c2e4-0b5d-4c6e-9f7a-8b1c2d3e4f50",
+        "workspaces": [1],
+    },
+    {
+        "id": 4102,
+        "name": "Connected TV",
+        "description": "Living-room apps",
+        "channel": "mobile",
+        "token": "b7e2d3f5-1c6e-4d7f-8a9b-9c2d3e4f5a61",
+        "workspaces": [1],
+    },
+)
+PROPERTY_FIELDS = {"id": "exact", "name": "text", "channel": "exact"}
 OFFER_FIELDS = {"id": "exact", "name": "text", "type": "exact", "modifiedAt": "date", "workspace": "exact"}
 AUDIENCE_FIELDS = {"id": "exact", "name": "text", "description": "text", "origin": "exact", "modifiedAt": "date"}
 MBOX_FIELDS = {"name": "text", "status": "exact", "lastRequestedAt": "date"}
@@ -265,6 +285,8 @@ class Locations:
             ("GET", "/profileattributes/mbox", self.profile_attributes),
             ("GET", "/environments", self.environments),
             ("GET", r"/environments/(?P<environment_id>\d+)", self.environment),
+            ("GET", "/properties", self.properties),
+            ("GET", r"/properties/(?P<property_id>\d+)", self.property),
         ]
 
     def mboxes(self, request: AdminRequest) -> AdminResponse:
@@ -293,6 +315,15 @@ class Locations:
 
     def environments(self, request: AdminRequest) -> AdminResponse:
         return ok(list_page(request, [dict(e) for e in ENVIRONMENTS], "environments", ENVIRONMENT_FIELDS, None))
+
+    def properties(self, request: AdminRequest) -> AdminResponse:
+        return ok(list_page(request, [dict(p) for p in PROPERTIES], "properties", PROPERTY_FIELDS, None))
+
+    def property(self, request: AdminRequest, property_id: str) -> AdminResponse:
+        for found in PROPERTIES:
+            if found["id"] == int(property_id):
+                return ok(dict(found))
+        raise not_found(f"property {property_id} not found")
 
     def environment(self, request: AdminRequest, environment_id: str) -> AdminResponse:
         for environment in ENVIRONMENTS:
