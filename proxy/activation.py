@@ -19,6 +19,7 @@ import orjson
 from proxy.errors import ApiError
 from proxy.upstream import UpstreamResponse
 
+DATASET_MEDIA_TYPE = "application/vnd.adobe.adhoc.dataset.activation+json"
 V2_MAX_AUDIENCES = 80
 BETA_MAX_AUDIENCES = 20
 RUNNING_EXPORTS = ("NEW", "PROCESSING")
@@ -51,6 +52,9 @@ class ActivationGuard:
         except orjson.JSONDecodeError:
             raise ApiError(400, "body: malformed JSON", "body") from None
         info = document.get("activationInfo") if isinstance(document, dict) else None
+        if DATASET_MEDIA_TYPE in accept.lower().replace(" ", ""):
+            check_dataset_export(info)
+            return Job(set())  # datasets, not audiences: none of the audience checks apply
         if not isinstance(info, dict) or not info or not all(isinstance(v, list) for v in info.values()):
             raise ApiError(400, "activationInfo: a map of destination ids to lists of audience ids", "activationInfo")
         audiences = {str(a) for ids in info.values() for a in ids}
@@ -162,3 +166,21 @@ def audience_limit(document: dict[str, Any], accept: str) -> int | None:
     if document.get("exportId"):
         return None
     return V2_MAX_AUDIENCES
+
+
+def check_dataset_export(info: Any) -> None:
+    """An ad-hoc dataset export (``Accept: application/vnd.adobe.adhoc.dataset.activation+json; version=1``):
+    ``activationInfo.destinations``, each a ``flowId`` with the ``datasets`` (by ``id``) to export now."""
+    destinations = info.get("destinations") if isinstance(info, dict) else None
+    if not isinstance(destinations, list) or not destinations:
+        raise ApiError(400, "activationInfo.destinations: a list of dataflows and their datasets", "activationInfo")
+    for n, destination in enumerate(destinations):
+        where = f"activationInfo.destinations[{n}]"
+        if not isinstance(destination, dict) or not isinstance(destination.get("flowId"), str):
+            raise ApiError(400, f"{where}.flowId: a dataflow id is required", f"{where}.flowId")
+        datasets = destination.get("datasets")
+        if not isinstance(datasets, list) or not datasets:
+            raise ApiError(400, f"{where}.datasets: a list of datasets is required", f"{where}.datasets")
+        for m, dataset in enumerate(datasets):
+            if not isinstance(dataset, dict) or not isinstance(dataset.get("id"), str) or not dataset["id"]:
+                raise ApiError(400, f"{where}.datasets[{m}].id: a dataset id is required", f"{where}.datasets[{m}].id")

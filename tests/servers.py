@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -97,3 +98,14 @@ def wait_until_answering(url: str, timeout: float = 15) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def serve_as_the_readme_does(state: Path, client_keys: dict[str, list[str]]) -> ServerProcess:
+    """``target-proxy serve`` on its embedded emulator with nothing but these client keys set (and its
+    notification log in ``state``), started; the caller stops it."""
+    env = {
+        "TARGET_PROXY_CLIENT_KEYS": json.dumps(client_keys),
+        "TARGET_PROXY_NOTIFICATION_STORE": str(state / "notifications"),
+    }
+    server = ServerProcess(["serve", "--port", "0", "--emulator-port", "0"], env=env, cwd=state)
+    return server.start(expect=["gateway", "emulator"])

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, serve_as_the_readme_does
 from tests.support import wait_for
 
 PROFILE_KEY = "profile-key-drop-in-0001"
@@ -23,12 +21,7 @@ KEYS = {PROFILE_KEY: ["profile"], ADMIN_KEY: ["admin"], ACTIVATION_KEY: ["activa
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     state = tmp_path_factory.mktemp("drop-in")
-    env = {
-        "TARGET_PROXY_CLIENT_KEYS": orjson.dumps(KEYS).decode(),
-        "TARGET_PROXY_NOTIFICATION_STORE": str(state / "notifications"),
-    }
-    server = ServerProcess(["serve", "--port", "0", "--emulator-port", "0"], env=env, cwd=Path(state))
-    server.start(expect=["gateway", "emulator"])
+    server = serve_as_the_readme_does(state, KEYS)
     yield server
     server.stop()
 

@@ -58,6 +58,9 @@ class AdhocRun:
         return not self.done and now < self.ends_at
 
 
+DATASET_MEDIA_TYPE = "application/vnd.adobe.adhoc.dataset.activation+json"
+
+
 def is_v2(accept: str) -> bool:
     lowered = accept.lower().replace(" ", "")
     return V2_MEDIA_TYPE in lowered and "version=2" in lowered
@@ -180,6 +183,40 @@ class Activation:
             order.append({"segment": audience_id, "order": flow.id, "statusURL": f"{RUNS_URL}/{run.run_id}"})
         return {"order": order}
 
+    def export_datasets(self, body: Any) -> dict[str, Any]:
+        """An ad-hoc dataset export: a run per dataset of each named dataflow, now."""
+        info = body.get("activationInfo") if isinstance(body, dict) else None
+        destinations = info.get("destinations") if isinstance(info, dict) else None
+        if not isinstance(destinations, list) or not destinations:
+            raise problem(400, "activationInfo.destinations must list dataflows and their datasets")
+        now = self.clock()
+        answered = []
+        for destination in destinations:
+            flow_id = destination.get("flowId") if isinstance(destination, dict) else None
+            flow = self.world.dataflows.get(flow_id) if isinstance(flow_id, str) else None
+            if flow is None:
+                raise problem(400, f"Dataflow {flow_id} does not exist")
+            datasets = destination.get("datasets")
+            if not isinstance(datasets, list) or not datasets:
+                raise problem(400, f"Dataflow {flow_id}: datasets must list the datasets to export")
+            exported = []
+            for dataset in datasets:
+                dataset_id = dataset.get("id") if isinstance(dataset, dict) else None
+                if not isinstance(dataset_id, str) or not dataset_id:
+                    raise problem(400, f"Dataflow {flow_id}: each dataset needs an id")
+                run = AdhocRun(
+                    str(uuid.uuid4()),
+                    flow.id,
+                    flow.destinationId,
+                    dataset_id,
+                    now,
+                    now + self.world.timings.adhoc_run_s,
+                )
+                self.runs[run.run_id] = run
+                exported.append({"id": dataset_id, "flowId": flow.id, "statusURL": f"{RUNS_URL}/{run.run_id}"})
+            answered.append({"flowId": flow.id, "datasets": exported})
+        return {"destinations": answered}
+
     def run_document(self, run_id: str) -> dict[str, Any]:
         run = self.runs.get(run_id)
         if run is None:
@@ -224,7 +261,10 @@ class Activation:
 @platform_endpoint()
 async def adhoc_run(request: Request, body: Any) -> Response:
     activation: Activation = request.app.state.emulator.activation
-    return json_answer(activation.start(body, v2=is_v2(request.headers.get("accept", ""))))
+    accept = request.headers.get("accept", "")
+    if DATASET_MEDIA_TYPE in accept.lower().replace(" ", ""):
+        return json_answer(activation.export_datasets(body))
+    return json_answer(activation.start(body, v2=is_v2(accept)))
 
 
 @platform_endpoint()

@@ -126,6 +126,8 @@ def _source_spec(value: Any) -> dict[str, Any]:
     spec = validation.optional_object(value, "sourceSpec")
     if spec is None:
         raise validation.fail("sourceSpec", "is required")
+    if isinstance(spec.get("params"), dict):  # as Adobe's clients send it (aepp): the fields under "params"
+        spec = spec["params"]
     path = validation.text(spec.get("path"), "sourceSpec.path", 1024, required=True)
     if path and any(char.isspace() for char in path):
         raise validation.fail("sourceSpec.path", "must not contain spaces")
@@ -133,9 +135,10 @@ def _source_spec(value: Any) -> dict[str, Any]:
         raise validation.fail("sourceSpec.type", "must be file or folder")
     if spec.get("sourceType") not in (None, "Cloud Storage"):
         raise validation.fail("sourceSpec.sourceType", "must be Cloud Storage")
-    if not validation.is_one_of(spec.get("cloudType"), CLOUD_TYPES):
+    # Optional: Adobe's own sample (aepp's) names the connection alone
+    if spec.get("cloudType") is not None and not validation.is_one_of(spec.get("cloudType"), CLOUD_TYPES):
         raise validation.fail("sourceSpec.cloudType", f"must be one of {', '.join(sorted(CLOUD_TYPES))}")
-    if spec["cloudType"] in NEEDS_CONNECTION:
+    if spec.get("cloudType") in NEEDS_CONNECTION:
         validation.text(spec.get("baseConnectionId"), "sourceSpec.baseConnectionId", 256, required=True)
     return dict(spec)
 

@@ -371,3 +371,22 @@ def test_concurrent_jobs_after_a_finished_run_start_once(admin_gateway: OwnGatew
 
     assert sorted(a.status for a in answers) == [200, 409], [a.body for a in answers]
     assert jobs_started(emulator) == 2
+
+
+DATASETS = {**AS_ACTIVATION, "Accept": "application/vnd.adobe.adhoc.dataset.activation+json; version=1"}
+
+
+def test_an_ad_hoc_dataset_export_goes_through_and_a_malformed_one_is_refused_by_the_gateway(
+    admin_gateway: OwnGateway, emulator: httpx.Client
+) -> None:
+    body = {"activationInfo": {"destinations": [{"flowId": aep.SFTP_DATAFLOW, "datasets": [{"id": "ds-1"}]}]}}
+    exported = ok(admin_gateway.client.post(ADHOC, json=body, headers=DATASETS))
+    (dataset,) = exported["destinations"][0]["datasets"]
+    assert urlsplit(dataset["statusURL"]).hostname == "127.0.0.1", "the status link points at the gateway"
+    assert ok(admin_gateway.client.get(urlsplit(dataset["statusURL"]).path, headers=AS_ACTIVATION))["items"]
+
+    calls_before = jobs_started(emulator)
+    missing = {"activationInfo": {"destinations": [{"flowId": aep.SFTP_DATAFLOW, "datasets": [{}]}]}}
+    refused = admin_gateway.client.post(ADHOC, json=missing, headers=DATASETS)
+    assert_error(refused, 400, "activationInfo.destinations[0].datasets[0].id")
+    assert jobs_started(emulator) == calls_before, "the refused export never reached the platform"

@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
-from tests.servers import ServerProcess
+from tests.servers import serve_as_the_readme_does
 
 HERE = Path(__file__).resolve().parent
 ADMIN_KEY = "admin-key-for-aio-lib-0001"
@@ -63,13 +62,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     if node is None or not (HERE / "node_modules" / "@adobe" / "aio-lib-target").is_dir():
         pytest.fail("Node.js and the pinned packages are needed: npm ci --prefix tests/node (bash .ci/run does)")
     state = tmp_path_factory.mktemp("aio-lib-target")
-    env = {
-        "TARGET_PROXY_CLIENT_KEYS": orjson.dumps({ADMIN_KEY: ["admin"]}).decode(),
-        "TARGET_PROXY_NOTIFICATION_STORE": str(state / "notifications"),
-    }
-    server = ServerProcess(["serve", "--port", "0", "--emulator-port", "0"], env=env).start(
-        expect=["gateway", "emulator"]
-    )
+    server = serve_as_the_readme_does(state, {ADMIN_KEY: ["admin"]})
     try:
         run = subprocess.run(
             [node, str(HERE / "aio_target.js"), server.url, ADMIN_KEY],
