@@ -386,7 +386,7 @@ class DeliveryRoutes:
         if params.get("client") is None and params.get("imsOrgId") is None:
             raise validation.fail("client", "client or imsOrgId is required")
         client = validation.client_code(params["client"]) if "client" in params else self.settings.client
-        supplied = params.get("sessionId")
+        supplied = incoming.query_value("sessionId")  # decoded as the path form is: one rule for both
         if supplied is not None:
             validation.session_id(supplied)
         body = validation.delivery(parse_json(incoming.body))

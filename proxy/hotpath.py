@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -39,6 +39,15 @@ class Incoming:
     # For the request log: how the cache answered, and for whom.
     cache: str | None = None
     visitor: str | None = None
+
+    def query_value(self, name: str) -> str | None:
+        """A query parameter percent-decoded as a path segment is ("+" stays "+"): for values that are
+        also sent in paths (session ids), so that both forms follow one rule."""
+        prefix = name + "="
+        for part in self.query_string.split("&"):
+            if part.startswith(prefix):
+                return unquote(part[len(prefix) :])
+        return None
 
     @property
     def query(self) -> dict[str, str]:
@@ -125,15 +134,19 @@ class HotPaths:
     def prefix(self, prefix: str, handler: Handler, route: str) -> None:
         self._prefixes[prefix] = (handler, route)
 
-    def _match(self, path: str) -> tuple[Handler, str, str | None] | None:
+    def _match(self, scope: Scope) -> tuple[Handler, str, str | None] | None:
+        path: str = scope["path"]
         found = self._exact.get(path)
         if found is not None:
             return found[0], found[1], None
-        head, slash, tail = path.rpartition("/")
+        # The last segment is taken from the path as sent and decoded here, so that an encoded "/" in it
+        # (a%2Fb) is that segment's character, checked like any other, not a path separator.
+        raw = scope.get("raw_path") or path.encode()
+        head, slash, tail = raw.decode("latin-1").rpartition("/")
         if slash and tail:
-            found = self._prefixes.get(head + "/")
+            found = self._prefixes.get(unquote(head) + "/")
             if found is not None:
-                return found[0], found[1], tail
+                return found[0], found[1], unquote(tail)
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -153,7 +166,7 @@ class HotPaths:
             self.in_flight -= 1
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        matched = self._match(scope["path"]) if scope["method"] == "POST" else None
+        matched = self._match(scope) if scope["method"] == "POST" else None
         if matched is None:
             scope[REQUEST_ID_SCOPE_KEY] = self.ids.of(request_id_header(scope))
             await self.fallback(scope, receive, send)
