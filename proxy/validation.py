@@ -319,6 +319,8 @@ def batch_mbox(body: Any) -> dict[str, Any]:
         where = f"notifications[{index}]"
         note = require_object(note, where)
         note["mbox"] = mbox_name(note.get("mbox"), f"{where}.mbox", 250)
+        if note.get("timestamp") is not None:
+            timestamp(note["timestamp"], f"{where}.timestamp")
         tokens = optional_array(note.get("eventTokens"), f"{where}.eventTokens")
         for position, token in enumerate(tokens):
             text(token, f"{where}.eventTokens[{position}]", 1024, required=True)
@@ -350,14 +352,19 @@ def request_details(entry: dict[str, Any], field: str) -> None:
         url(address.get("referringUrl"), f"{field}.address.referringUrl", 3071)
 
 
+def timestamp(stamp: Any, field: str) -> None:
+    """A positive number (of milliseconds, or seconds on the batch mbox API) that fits in 64 bits, as
+    upstream and the gateway's own log take it."""
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float) or not 0 < stamp < 2**63:
+        raise fail(field, "must be a positive number of milliseconds")
+
+
 def notification(note: Any, field: str) -> dict[str, Any]:
     note = require_object(note, field)
     text(note.get("id"), f"{field}.id", 200, required=True)
     if not is_one_of(note.get("type"), NOTIFICATION_TYPES):
         raise fail(f"{field}.type", "must be display or click")
-    stamp = note.get("timestamp")
-    if isinstance(stamp, bool) or not isinstance(stamp, int | float) or stamp <= 0:
-        raise fail(f"{field}.timestamp", "must be a positive number of milliseconds")
+    timestamp(note.get("timestamp"), f"{field}.timestamp")
     text(note.get("impressionId"), f"{field}.impressionId", 128)
     for position, token in enumerate(optional_array(note.get("tokens"), f"{field}.tokens")):
         text(token, f"{field}.tokens[{position}]", 1024, required=True)
