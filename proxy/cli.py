@@ -244,9 +244,7 @@ def run_healthcheck(args: argparse.Namespace) -> None:
 
     from proxy import state_dir
 
-    url = (
-        state_dir.read_address(_settings(args)).replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")
-    )
+    url = state_dir.read_address(_settings(args))
     # The gateway's own certificate may name another host than the loopback address asked here.
     context = ssl._create_unverified_context() if url.startswith("https:") else None
     try:

@@ -400,9 +400,8 @@ class DeliveryRoutes:
         notes: list[dict[str, Any]] = body.get("notifications") or []
         accepted = bool(notes and record.visitor)
         if accepted:
-            entries = telemetry.entries_of(body)
-            if entries:  # it rides on the notifications the gateway takes over
-                notes = [telemetry.ride(notes[0], entries), *notes[1:]]
+            notes = list(notes)
+            telemetry.ride_on_first(notes, body)  # on the notifications the gateway takes over
             await self.accept(record, client, body.get("id"), notes)
             body = {k: v for k, v in body.items() if k not in ("notifications", "telemetry")}
             if not body.get("execute") and not body.get("prefetch"):
@@ -453,11 +452,8 @@ class DeliveryRoutes:
         if record.tnt_id is None:
             return None
         views = [view_notification("display", e, body.get("impressionId")) for e in entries if e.has_display]
-        riding = telemetry.entries_of(body)
-        if riding:
-            if not views:
-                return None  # nothing queued to carry the entries: the view goes upstream with them
-            views[0] = telemetry.ride(views[0], riding)
+        if not telemetry.ride_on_first(views, body):
+            return None  # nothing queued to carry the entries: the view goes upstream with them
         try:
             await self.notify_views(record, client, body.get("id"), views)
         except BacklogFull:
@@ -547,9 +543,7 @@ class DeliveryRoutes:
                 answered.append((orjson.dumps([{"type": "html", "content": default}]), b"[]"))
             else:
                 raise failure
-        riding = telemetry.entries_of(body)
-        if riding and views:  # upstream did not take them with the view: they ride on its notification
-            views[0] = telemetry.ride(views[0], riding)
+        telemetry.ride_on_first(views, body)  # upstream did not take them with the view: on its notification
         try:
             if views:
                 await self.notify_views(record, client, body.get("id"), views)

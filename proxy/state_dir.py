@@ -57,9 +57,11 @@ def forget_address(settings: Settings, url: str) -> None:
 
 
 def read_address(settings: Settings) -> str:
-    """The address the running gateway wrote, else the one the settings name."""
+    """Where to reach the running gateway from this machine: the address it wrote, else the one the settings
+    name; a wildcard address (0.0.0.0, ::) as its loopback one."""
     try:
-        return address_file(settings).read_text().strip()
+        url = address_file(settings).read_text().strip()
     except OSError:
-        host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else "[::1]" if settings.host == "::" else settings.host
-        return f"{'https' if settings.tls_certfile else 'http'}://{host}:{settings.port}"
+        scheme, host = "https" if settings.tls_certfile else "http", settings.host or "0.0.0.0"
+        url = f"{scheme}://[{host}]:{settings.port}" if ":" in host else f"{scheme}://{host}:{settings.port}"
+    return url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")

@@ -97,3 +97,21 @@ def test_telemetry_on_notifications_alone_rides_with_them(gw: OwnGateway, emulat
     answer = gw.client.post("/rest/v1/delivery?client=demo", json=body)
     assert answer.status_code == 200 and answer.json()["notifications"] == [{"id": "n-1"}]
     assert wait_for(lambda: stats(emulator)["telemetry"]["entries"] == 3 or None, timeout=10)
+
+
+def test_entries_riding_on_a_miss_are_counted_once(gateway_settings: dict[str, Any], emulator: httpx.Client) -> None:
+    with own_gateway(gateway_settings, prefetch_groups={"demo": DEMO_MBOXES}, notification_max_delay_ms=600_000) as gw:
+        who = f"sdk-{uuid.uuid4().hex[:8]}"
+        view(gw, who)
+        view(gw, who, telemetry=entries(2))  # a hit: its entries wait on its notification
+        before = gw.client.get("/metrics").text
+        other = {"index": 0, "name": "home-hero", "parameters": {"page": "other"}}
+        body = {"id": {"thirdPartyId": who}, "context": {"channel": "web"}, "execute": {"mboxes": [other]}}
+        miss = gw.client.post("/rest/v1/delivery?client=demo", json={**body, "telemetry": entries(3, 10)})
+        assert miss.status_code == 200, miss.text
+        after = gw.client.get("/metrics").text
+    from tests.test_metrics import sample
+
+    name = "target_proxy_telemetry_entries_total"
+    assert sample(after, name, outcome="forwarded") - sample(before, name, outcome="forwarded") == 5
+    assert stats(emulator)["telemetry"]["entries"] == 5, "its own three and the two riding on the waiting view"

@@ -40,6 +40,18 @@ def ride(notification: dict[str, Any], entries: list[Any]) -> dict[str, Any]:
     return {**notification, RIDING: bounded(entries)}
 
 
+def ride_on_first(notes: list[dict[str, Any]], body: dict[str, Any]) -> bool:
+    """Put the entries of ``body`` on the first of ``notes`` (in place); False when there are entries and
+    no notification to carry them."""
+    entries = entries_of(body)
+    if not entries:
+        return True
+    if not notes:
+        return False
+    notes[0] = ride(notes[0], entries)
+    return True
+
+
 def forwarded(entries: list[Any]) -> None:
     if entries:
         metrics.TELEMETRY.labels("forwarded").inc(len(entries))
@@ -64,7 +76,7 @@ def with_notifications(request: dict[str, Any], payloads: list[bytes]) -> dict[s
             notes.append(orjson.Fragment(payload))
     request = {**request, "notifications": notes}
     if entries:
-        entries = bounded(entries_of(request) + entries)
-        request["telemetry"] = {"entries": entries}
-        forwarded(entries)
+        kept = bounded(entries_of(request) + entries)
+        request["telemetry"] = {"entries": kept}
+        forwarded(kept[-len(entries) :])  # the request's own entries were counted where it was made
     return request
