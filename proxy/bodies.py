@@ -42,13 +42,61 @@ async def read_bytes(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+# How deep a request body may nest. Target's requests are a few levels deep; anything the gateway keeps or
+# forwards is written again, and a document nested deeper than the writer's limit (254) cannot be.
+MAX_JSON_DEPTH = 100
+
+
 def parse_json(raw: bytes) -> Any:
     if not raw:
         raise ApiError(400, "body: a JSON body is required", "body")
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        if "depth limit" in str(error):
+            raise ApiError(400, f"body: nested more than {MAX_JSON_DEPTH} levels deep", "body") from None
         raise ApiError(400, "body: malformed JSON", "body") from None
+    # Only a body with that many objects and arrays can nest that deep: most never pay for the walk.
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
+        too_deep = nested_beyond(document, MAX_JSON_DEPTH)
+        if too_deep is not None:
+            raise ApiError(400, f"{too_deep}: nested more than {MAX_JSON_DEPTH} levels deep", too_deep)
+    return document
+
+
+def nested_beyond(document: Any, limit: int) -> str | None:
+    """The path of the first object or array nested more than ``limit`` levels deep, or None."""
+    # Depth-first without recursion (the document may be deeper than Python's own limit); each entry
+    # keeps its parent's entry, so a path is only written out for the one value that is too deep.
+    stack: list[tuple[Any, int, Any]] = [(document, 1, None)]
+    while stack:
+        value, depth, trail = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.items()
+        elif isinstance(value, list):
+            children = enumerate(value)
+        else:
+            continue
+        if depth > limit:
+            return _path(trail)
+        for key, child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1, (trail, key)))
+    return None
+
+
+def _path(trail: Any, shown: int = 4) -> str:
+    """The first ``shown`` keys of a path (enough to find the field; a path 100 keys long is no help)."""
+    keys: list[Any] = []
+    while trail is not None:
+        trail, key = trail
+        keys.append(key)
+    keys.reverse()
+    path = ""
+    for key in keys[:shown]:
+        text = str(key) if len(str(key)) <= 64 else str(key)[:64] + "…"
+        path += f"[{text}]" if isinstance(key, int) else (f".{text}" if path else text)
+    return (path + "…" if len(keys) > shown else path) or "body"
 
 
 async def read_json(request: Request, limit: int) -> Any:
