@@ -4,7 +4,9 @@ uvicorn bounds neither the size of a request's head nor the time a client takes 
 and a connection that never sends a byte is kept until the client goes away. Here a request head must
 arrive within ``header_timeout_s`` of the connection opening (or of its request starting) and stay within
 ``max_header_bytes``, and its body must arrive within ``body_timeout_s`` of its head; past either the
-client gets a JSON 408 or 431 and the connection is closed.
+client gets a JSON 408 or 431 and the connection is closed. Between requests a connection may stay idle,
+or send what starts no request (a stray CRLF, the rest of a body answered early, a body dripping after
+an answer), for ``header_timeout_s`` at most: then it is closed, whatever it keeps sending.
 
 The deadlines are plain numbers on each connection, checked a few times a second by one sweep over the
 server's connections: arming and cancelling a timer for every request would cost the hot path more
@@ -68,8 +70,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._deadline = None
+        if self.cycle is None or not self.cycle.response_complete:
+            self._deadline = None  # the answer's completion arms the next deadline
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.transport.is_closing() or self._head_started or self.cycle is None:
+            return  # closed, or the next request's head is on its way under its own deadline
+        if self.cycle.response_complete:
+            # Idle from now on, or still sending a body answered early (whose rest is of no use): either
+            # way the client has header_timeout_s to start its next request, and bytes that start none
+            # do not buy it more time.
+            self._deadline = self.loop.time() + self.header_timeout_s
+            self._awaited = "next request"
 
     def send_400_response(self, msg: str) -> None:
         # What uvicorn answers in plain text (a request that is not HTTP) is JSON here like every other
@@ -90,6 +104,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._awaited == "body":
             if self.cycle is not None and not self.cycle.response_started:
                 self._refuse(408, "body: not received in time", "body")
+            # else the answer is on its way; its completion arms the next deadline
+        elif self._awaited == "next request":
+            self.transport.close()  # the previous one was answered, and no other has begun
         elif self.cycle is not None and not self.cycle.response_complete:
             # A pipelined head behind a request still being answered: wait for that one.
             self._deadline = now + self.header_timeout_s

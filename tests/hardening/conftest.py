@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import InProcessGateway, gateway_env
+from tests.conftest import OPERATOR_KEY, PROFILE_KEY, InProcessGateway, gateway_env
 from tests.notifications.helpers import PREFETCH_ALL
 from tests.servers import ServerProcess
 
@@ -75,3 +75,24 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield server.urls["gateway"]
     server.stop()
     assert "Traceback" not in "".join(server.output), "".join(server.output)[-4000:]
+
+
+# The gateway process of the tests of hostile clients: short head and body timeouts, a small rate.
+TIMEOUT_S = 1.0
+RATE = 20  # calls a minute per client key
+RATED_KEY = "rated-key-for-abuse-tests-01"
+
+
+@pytest.fixture(scope="module")
+def guarded(emulator_process: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    env = gateway_env(
+        tmp_path_factory.mktemp("guarded"),
+        header_timeout_seconds=TIMEOUT_S,
+        body_timeout_seconds=TIMEOUT_S,
+        client_key_rate=f"{RATE}/minute",
+        client_keys={PROFILE_KEY: ["profile"], OPERATOR_KEY: ["operator"], RATED_KEY: ["operator"]},
+        notification_max_delay_ms=600_000,
+    )
+    server = ServerProcess(["serve", "--port", "0", "--upstream", emulator_process.url], env=env)
+    yield server.start(expect=["gateway"])
+    server.stop()

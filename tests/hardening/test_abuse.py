@@ -15,31 +15,14 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import OPERATOR_KEY, PROFILE_KEY, gateway_env
+from tests.conftest import OPERATOR_KEY, PROFILE_KEY
 from tests.gateways import own_gateway
+from tests.hardening.conftest import RATE, RATED_KEY, TIMEOUT_S
 from tests.notifications.helpers import faults, new_visitor, stats
 from tests.servers import ServerProcess
 from tests.support import Call, post_concurrently
 
-TIMEOUT_S = 1.0
-RATE = 20  # calls a minute per client key
-RATED_KEY = "rated-key-for-abuse-tests-01"
 VIEW = b'{"mbox": "home-hero", "thirdPartyId": "abuser"}'
-
-
-@pytest.fixture(scope="module")
-def guarded(emulator_process: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = gateway_env(
-        tmp_path_factory.mktemp("guarded"),
-        header_timeout_seconds=TIMEOUT_S,
-        body_timeout_seconds=TIMEOUT_S,
-        client_key_rate=f"{RATE}/minute",
-        client_keys={PROFILE_KEY: ["profile"], OPERATOR_KEY: ["operator"], RATED_KEY: ["operator"]},
-        notification_max_delay_ms=600_000,
-    )
-    server = ServerProcess(["serve", "--port", "0", "--upstream", emulator_process.url], env=env)
-    yield server.start(expect=["gateway"])
-    server.stop()
 
 
 @pytest.fixture
