@@ -31,6 +31,7 @@ from proxy.logs import AccessLog
 from proxy.metrics import CounterSync, RequestObserver, metrics_response
 from proxy.notifications.flusher import Flusher
 from proxy.notifications.queue import NotificationQueue
+from proxy.notifications.refusals import RefusalPolicy
 from proxy.notifications.store import NotificationStore
 from proxy.operations import OperationRoutes
 from proxy.prefetch import PrefetchPlanner
@@ -63,6 +64,7 @@ class Gateway:
     store: NotificationStore
     queue: NotificationQueue
     flusher: Flusher
+    refusals: RefusalPolicy
     tokens: TokenProvider
     guard: ActivationGuard
     admin_budget: CallBudget
@@ -79,6 +81,9 @@ def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotoni
         dead_letter_path=settings.notification_dead_letters,
     )
     queue = NotificationQueue(store, settings.notification_batch_size)
+    refusals = RefusalPolicy(
+        settings.notification_refusal_calls_per_visitor, settings.notification_refusal_calls_per_minute
+    )
     gateway = Gateway(
         settings=settings,
         upstream=upstream,
@@ -98,11 +103,13 @@ def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotoni
         flusher=Flusher(
             queue,
             upstream,
+            refusals,
             max_delay_s=settings.notification_max_delay_ms / 1000,
             retry_base_s=settings.notification_retry_base_ms / 1000,
             retry_cap_s=settings.notification_retry_cap_ms / 1000,
             max_attempts=settings.notification_max_attempts,
         ),
+        refusals=refusals,
         tokens=TokenProvider(settings, upstream),
         guard=ActivationGuard(settings.activation_job_timeout_seconds),
         admin_budget=CallBudget(settings.admin_calls_per_minute, settings.admin_queue_seconds),
@@ -133,6 +140,8 @@ def refresh_metrics(gateway: Gateway, sync: CounterSync) -> None:
     queue = gateway.queue.counters
     for outcome in ("accepted", "flushed", "ridden", "failed", "retried", "dead_lettered"):
         sync.add(metrics.NOTIFICATIONS.labels(outcome), "", getattr(queue, outcome))
+    for outcome in ("calls", "isolated", "unnarrowed"):
+        sync.add(metrics.REFUSALS.labels(outcome), "", getattr(gateway.refusals.counters, outcome))
     if gateway.store.opened:
         metrics.BACKLOG.set(gateway.store.depth())
         metrics.BACKLOG_AGE.set(gateway.store.oldest_age())

@@ -344,7 +344,7 @@ class DeliveryRoutes:
     # --- POST /rest/v2/batchmbox ---------------------------------------------------------------------
 
     async def batch_mbox(self, incoming: Incoming) -> Outgoing:
-        body = validation.batch_mbox(parse_json(incoming.body))
+        body = validation.batch_mbox(parse_json(incoming.body), validation.MAX_NOTIFICATIONS)
         client = body["client"]
         ids = VisitorIds.parse(body.get("id"))
         if self.shared:
@@ -389,7 +389,7 @@ class DeliveryRoutes:
         supplied = incoming.query_value("sessionId")  # decoded as the path form is: one rule for both
         if supplied is not None:
             validation.session_id(supplied)
-        body = validation.delivery(parse_json(incoming.body))
+        body = validation.delivery(parse_json(incoming.body), validation.MAX_NOTIFICATIONS)
         ids = VisitorIds.parse(body.get("id"))
         if self.shared:
             await self.sessions.prepare(ids.keys(client), supplied)

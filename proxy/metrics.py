@@ -61,6 +61,13 @@ NOTIFICATIONS = Counter(
     "dead_lettered.",
     ["outcome"],
 )
+REFUSALS = Counter(
+    "target_proxy_notification_refusals_total",
+    "Notifications the edge refused with 400, by what it cost: calls (upstream calls spent finding the bad "
+    "notification of a refused batch), isolated (refused notifications dead-lettered alone), unnarrowed "
+    "(dead-lettered with their batch: a refusal budget was spent).",
+    ["outcome"],
+)
 TELEMETRY = Counter(
     "target_proxy_telemetry_entries_total",
     "SDK telemetry entries by outcome: forwarded (sent upstream with a view or a notification batch), dropped "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from proxy import __version__
+from proxy.validation import MAX_NOTIFICATIONS
 
 STRING = {"type": "string"}
 SCALAR = {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
@@ -121,7 +122,7 @@ SCHEMAS: dict[str, Any] = {
             "contentAsJson": {"type": "boolean"},
             "mboxes": {"type": "array", "maxItems": 50, "items": ref("BatchMbox")},
             "prefetch": {"type": "array", "maxItems": 50, "items": ref("BatchMbox")},
-            "notifications": {"type": "array", "items": {"type": "object"}},
+            "notifications": {"type": "array", "items": {"type": "object"}, "maxItems": MAX_NOTIFICATIONS},
         },
     },
     "BatchMbox": {
@@ -154,7 +155,7 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "properties": {"mboxes": {"type": "array", "maxItems": 50, "items": ref("DeliveryMbox")}},
             },
-            "notifications": {"type": "array", "items": ref("Notification")},
+            "notifications": {"type": "array", "items": ref("Notification"), "maxItems": MAX_NOTIFICATIONS},
         },
     },
     "DeliveryMbox": {

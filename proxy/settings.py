@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     notification_max_attempts: int = Field(100, ge=1)
     notification_retry_base_ms: int = Field(500, ge=1)
     notification_retry_cap_ms: int = Field(300_000, ge=1)
+    # Extra upstream calls spent finding the bad notification of a batch the edge refused (400), a minute:
+    # per visitor, and for the whole gateway process; past either, a refused batch is dead-lettered whole.
+    notification_refusal_calls_per_visitor: int = Field(12, ge=0)
+    notification_refusal_calls_per_minute: int = Field(120, ge=0)
     shutdown_grace_seconds: float = Field(10.0, ge=0)
 
     # Request limits

@@ -15,6 +15,9 @@ from urllib.parse import urlsplit
 
 from proxy.errors import ApiError
 
+# Notifications one request to the gateway may carry (Target recommends about 50): each is acknowledged
+# at once, then sent upstream at the gateway's cost.
+MAX_NOTIFICATIONS = 100
 MAX_BATCH_MBOXES = 50
 MAX_PARAMETERS = 50
 MAX_CUSTOMER_IDS = 50
@@ -302,7 +305,7 @@ def batch_mbox_entry(entry: Any, field: str, *, prefetch: bool) -> None:
     order(entry.get("order"), f"{field}.order", id_max=250)
 
 
-def batch_mbox(body: Any) -> dict[str, Any]:
+def batch_mbox(body: Any, max_notifications: int | None = None) -> dict[str, Any]:
     body = require_object(body)
     client_code(body.get("client"))
     visitor_id(body.get("id"))
@@ -315,7 +318,7 @@ def batch_mbox(body: Any) -> dict[str, Any]:
     for key, is_prefetch in (("mboxes", False), ("prefetch", True)):
         for index, entry in enumerate(optional_array(body.get(key), key, MAX_BATCH_MBOXES)):
             batch_mbox_entry(entry, f"{key}[{index}]", prefetch=is_prefetch)
-    for index, note in enumerate(optional_array(body.get("notifications"), "notifications")):
+    for index, note in enumerate(optional_array(body.get("notifications"), "notifications", max_notifications)):
         where = f"notifications[{index}]"
         note = require_object(note, where)
         note["mbox"] = mbox_name(note.get("mbox"), f"{where}.mbox", 250)
@@ -376,7 +379,7 @@ def notification(note: Any, field: str) -> dict[str, Any]:
     return note
 
 
-def delivery(body: Any) -> dict[str, Any]:
+def delivery(body: Any, max_notifications: int | None = None) -> dict[str, Any]:
     body = require_object(body)
     visitor_id(body.get("id"))
     text(body.get("requestId"), "requestId", 128)
@@ -409,7 +412,7 @@ def delivery(body: Any) -> dict[str, Any]:
         mboxes = optional_array(section.get("mboxes"), f"{key}.mboxes", MAX_BATCH_MBOXES)
         for index, entry in enumerate(mboxes):
             delivery_mbox(entry, f"{key}.mboxes[{index}]", prefetch=is_prefetch)
-    for index, note in enumerate(optional_array(body.get("notifications"), "notifications")):
+    for index, note in enumerate(optional_array(body.get("notifications"), "notifications", max_notifications)):
         notification(note, f"notifications[{index}]")
     return body
 

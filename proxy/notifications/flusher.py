@@ -2,8 +2,9 @@
 full or its oldest has waited long enough; again and again until the edge acknowledges each id.
 
 - 2xx: the ids in the answer are done; an id missing from it failed and is tried again.
-- 400: one bad token or timestamp spoils the whole call upstream, so the batch is halved until the
-  bad notification stands alone; that one goes to the dead-letter file.
+- 400: one bad token or timestamp spoils the whole call upstream, so the batch is narrowed down to the
+  bad notification within the refusal budgets (``refusals``); what is refused goes to the dead-letter
+  file.
 - 408, 420, 429, 5xx, timeouts, lost connections: tried again after an exponential, jittered delay
   (at least the upstream's Retry-After).
 - Any other 4xx: dead-letter file, with the upstream's reason.
@@ -25,6 +26,7 @@ from proxy.affinity import client_host
 from proxy.errors import ApiError
 from proxy.notifications import telemetry
 from proxy.notifications.queue import NotificationQueue
+from proxy.notifications.refusals import RefusalPolicy
 from proxy.notifications.store import Group, Pending
 from proxy.upstream import Upstream, UpstreamResponse
 
@@ -39,6 +41,7 @@ class Flusher:
         self,
         queue: NotificationQueue,
         upstream: Upstream,
+        refusals: RefusalPolicy,
         *,
         max_delay_s: float,
         tick_s: float = 0.5,
@@ -51,6 +54,7 @@ class Flusher:
         self.store = queue.store
         self.counters = queue.counters
         self.upstream = upstream
+        self.refusals = refusals
         self.max_delay_s = max_delay_s
         self.tick_s = tick_s
         self.retry_base_s = retry_base_s
@@ -164,13 +168,22 @@ class Flusher:
             if missing:
                 self._retry(missing, None, "not acknowledged by the edge")
             return
+        if status == 400:
+            first = pending[0]
+            narrowed = await self.refusals.narrow(
+                [p.id for p in pending], response.body, f"{first.client}:{first.visitor}"
+            )
+            by_id = {p.id: p for p in pending}
+            if narrowed.dead:
+                logger.warning("edge refused %d notification(s) with 400: %s", len(narrowed.dead), narrowed.reason)
+                self.store.dead_letter([by_id[i] for i in narrowed.dead], narrowed.reason, status)
+                self.counters.dead_lettered += len(narrowed.dead)
+            for piece in narrowed.resend:
+                await self.deliver([by_id[i] for i in piece])
+            return
         reason = _reason(response)
         if status in RETRYABLE_4XX or status >= 500:
             self._retry(pending, _retry_after(response), reason)
-        elif status == 400 and len(pending) > 1:
-            half = len(pending) // 2
-            await self.deliver(pending[:half])
-            await self.deliver(pending[half:])
         else:
             logger.warning("edge refused %d notification(s) with %d: %s", len(pending), status, reason)
             self.store.dead_letter(pending, reason, status)

@@ -89,6 +89,7 @@ def share(gateway: Gateway, clock: Callable[[], float] = time.monotonic) -> Shar
     flusher = StreamFlusher(
         queue,
         gateway.upstream,
+        gateway.refusals,
         max_delay_s=settings.notification_max_delay_ms / 1000,
         claim_idle_s=settings.redis_claim_idle_ms / 1000,
         max_held=settings.redis_stream_max_read,

@@ -8,14 +8,15 @@ through Redis.
 
 Flushing (``StreamFlusher``, one per gateway, all in one consumer group): each reads new entries
 (XREADGROUP), holds them per visitor and session, and sends a visitor's batch (about 50) when it is full
-or its oldest has waited ``notification_max_delay_ms``, with the local flusher's rules for retries,
-halving on 400 and dead letters. An entry is acknowledged in the group and deleted (XACK + XDEL) only
-once the edge acknowledged its notification id; one it refused for good (a 4xx) once it is in the
-gateway's dead-letter file. Entries a gateway holds are kept from going idle
-(re-claimed by their holder); entries idle longer than ``redis_claim_idle_ms`` belong to a gateway that is
-gone and are claimed by the others (XAUTOCLAIM). A notification sent twice (its gateway died after the
-edge acknowledged it, before XACK; or an XADD that timed out yet was carried out, then spooled locally too)
-carries the same id, which the edge counts once; two entries of one id held together go in one call.
+or its oldest has waited ``notification_max_delay_ms``, with the local flusher's rules for retries and
+dead letters, and its refusal policy on 400 (``proxy.notifications.refusals``). An entry is acknowledged
+in the group and deleted (XACK + XDEL) only once the edge acknowledged its notification id; one it
+refused for good (a 4xx) once it is in the gateway's dead-letter file. Entries a gateway holds are kept
+from going idle (re-claimed by their holder); entries idle longer than ``redis_claim_idle_ms`` belong to a
+gateway that is gone and are claimed by the others (XAUTOCLAIM). A notification sent twice (its gateway
+died after the edge acknowledged it, before XACK; or an XADD that timed out yet was carried out, then
+spooled locally too) carries the same id, which the edge counts once; two entries of one id held together
+go in one call.
 
 Riding along on a miss (a visitor's waiting notifications joining its next delivery call) is done only
 for what waits in the local log: entries in the stream are flushed by whichever gateway holds them.
@@ -41,6 +42,7 @@ from proxy.errors import ApiError
 from proxy.notifications import telemetry
 from proxy.notifications.flusher import RETRYABLE_4XX, _reason, _retry_after
 from proxy.notifications.queue import NotificationQueue
+from proxy.notifications.refusals import RefusalPolicy
 from proxy.notifications.store import BacklogFull, Group, NotificationStore, Pending
 from proxy.shared.connection import Background, SharedRedis, Unavailable
 from proxy.upstream import Upstream, UpstreamResponse
@@ -179,6 +181,7 @@ class StreamFlusher:
         self,
         queue: SharedNotificationQueue,
         upstream: Upstream,
+        refusals: RefusalPolicy,
         *,
         max_delay_s: float,
         claim_idle_s: float,
@@ -194,6 +197,7 @@ class StreamFlusher:
         self.store = queue.store
         self.counters = queue.counters
         self.upstream = upstream
+        self.refusals = refusals
         self.max_delay_s = max_delay_s
         self.claim_idle_s = claim_idle_s
         self.max_held = max_held
@@ -448,13 +452,21 @@ class StreamFlusher:
             if missing:
                 self._retry(group, missing, None, "not acknowledged by the edge")
             return
+        if status == 400:
+            # Narrowed by notification id: an id twice in ``chosen`` was sent once, and is settled as one.
+            sent = list(dict.fromkeys(p.id for _, p in chosen))
+            narrowed = await self.refusals.narrow(sent, response.body, f"{group.client}:{group.visitor}")
+            if narrowed.dead:
+                logger.warning("edge refused %d notification(s) with 400: %s", len(narrowed.dead), narrowed.reason)
+                dead = set(narrowed.dead)
+                self._dead_letter(group, [(sid, p) for sid, p in chosen if p.id in dead], narrowed.reason, status)
+            for piece in narrowed.resend:
+                again = set(piece)
+                await self.deliver(group, [(sid, p) for sid, p in chosen if p.id in again])
+            return
         reason = _reason(response)
         if status in RETRYABLE_4XX or status >= 500:
             self._retry(group, chosen, _retry_after(response), reason)
-        elif status == 400 and len(chosen) > 1:
-            half = len(chosen) // 2
-            await self.deliver(group, chosen[:half])
-            await self.deliver(group, chosen[half:])
         else:
             logger.warning("edge refused %d notification(s) with %d: %s", len(chosen), status, reason)
             self._dead_letter(group, chosen, reason, status)

@@ -12,11 +12,13 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from aiohttp import web
 
 from proxy.notifications import flusher as flusher_module
 from proxy.notifications.flusher import Flusher
 from proxy.notifications.queue import NotificationQueue
+from proxy.notifications.refusals import RefusalPolicy
 from proxy.notifications.store import Group, NewNotification, NotificationStore
 from proxy.settings import Settings
 from proxy.upstream import Upstream
@@ -341,7 +343,8 @@ async def flushing(
     upstream = Upstream(Settings(upstream=edge.url))
     await upstream.start()
     try:
-        yield Flusher(NotificationQueue(store, 50), upstream, **{"max_delay_s": 0.0, **options})
+        refusals = RefusalPolicy(options.pop("per_visitor", 12), options.pop("per_minute", 120))
+        yield Flusher(NotificationQueue(store, 50), upstream, refusals, **{"max_delay_s": 0.0, **options})
     finally:
         await upstream.close()
         store.close()
@@ -400,14 +403,36 @@ def test_a_2xx_without_an_answer_acknowledges_nothing(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_a_400_is_halved_until_the_bad_notification_stands_alone(tmp_path: Path) -> None:
+def refusing(bad: str, named: bool) -> Answer:
+    """An edge that refuses a call carrying a ``bad`` token with 400, naming it (as the emulator does) or not."""
+
     async def answer(notes: list[dict[str, Any]]) -> tuple[int, Any]:
         for i, note in enumerate(notes):
-            if note["tokens"] == ["bad"]:
-                return 400, {"status": 400, "message": f"notifications[{i}].tokens[0]: invalid event token"}
+            if note["tokens"] == [bad]:
+                message = f"notifications[{i}].tokens[0]: invalid event token" if named else "invalid request"
+                return 400, {"status": 400, "message": message}
         return 200, acknowledge_all(notes)
 
-    edge = ScriptedEdge(answer)
+    return answer
+
+
+EIGHT = [f"n{i}" for i in range(8)]
+
+
+@pytest.mark.parametrize(
+    ("named", "calls", "reason"),
+    [
+        # Named (as the emulator does): one more call, without it.
+        (True, [EIGHT, EIGHT[:5] + EIGHT[6:]], "notifications[5].tokens[0]: invalid event token"),
+        # Not named: halved until it stands alone.
+        (False, [EIGHT, EIGHT[:4], EIGHT[4:], EIGHT[4:6], ["n4"], ["n5"], EIGHT[6:]], "invalid request"),
+    ],
+    ids=["named", "unnamed"],
+)
+def test_a_400_finds_the_bad_notification_and_delivers_the_rest(
+    tmp_path: Path, named: bool, calls: list[list[str]], reason: str
+) -> None:
+    edge = ScriptedEdge(refusing("bad", named=named))
 
     async def scenario() -> None:
         async with edge.serving(), flushing(edge, tmp_path) as flusher:
@@ -417,11 +442,10 @@ def test_a_400_is_halved_until_the_bad_notification_stands_alone(tmp_path: Path)
             assert (flusher.counters.flushed, flusher.counters.dead_lettered) == (7, 1)
 
     asyncio.run(scenario())
-    ids = [f"n{i}" for i in range(8)]
-    assert edge.calls == [ids, ids[:4], ids[4:], ids[4:6], ["n4"], ["n5"], ids[6:]]
+    assert edge.calls == calls
     (letter,) = dead_letters(store_root(tmp_path) / "dead-letters.jsonl")
     assert letter["notification"]["id"] == "n5"
-    assert (letter["status"], letter["reason"]) == (400, "notifications[0].tokens[0]: invalid event token")
+    assert (letter["status"], letter["reason"]) == (400, reason)
 
 
 def test_the_backlog_of_an_earlier_run_goes_first_and_new_ones_wait_their_delay(tmp_path: Path) -> None:

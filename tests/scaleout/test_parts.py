@@ -17,6 +17,7 @@ from starlette.requests import Request
 
 from proxy.cache import CachedMbox
 from proxy.errors import ApiError
+from proxy.notifications.refusals import RefusalPolicy
 from proxy.notifications.store import NotificationStore
 from proxy.settings import Settings
 from proxy.shared.activation import SharedActivationGuard
@@ -80,6 +81,7 @@ class Flushing:
         self.flusher = StreamFlusher(
             self.queue,
             edge,  # type: ignore[arg-type]
+            RefusalPolicy(per_visitor=12, per_minute=120),
             max_delay_s=0.0,
             claim_idle_s=claim_idle_s,  # nothing is claimed by its idle time unless a test wants it
             max_held=1000,
@@ -141,6 +143,44 @@ def test_a_refused_notification_is_dead_lettered_then_acknowledged(redis_server:
             await until(lambda: _settled(part))
         dead = [orjson.loads(line) for line in (tmp_path / "dead.jsonl").read_bytes().splitlines()]
         assert [(d["status"], d["notification"]["id"]) for d in dead] == [(403, "refused-1"), (403, "refused-2")]
+
+    asyncio.run(scenario())
+
+
+class RefusingEdge(Edge):
+    """Refuses (400) a call carrying a made-up token, naming the first such notification as the emulator does."""
+
+    async def request(self, method: str, host: str, path: str, **kwargs: Any) -> UpstreamResponse:
+        sent = orjson.loads(kwargs["body"])["notifications"]
+        self.calls.append([n["id"] for n in sent])
+        for i, note in enumerate(sent):
+            if note["tokens"] == ["made-up"]:
+                message = f"notifications[{i}].tokens[0]: invalid event token"
+                return UpstreamResponse(400, {}, orjson.dumps({"status": 400, "message": message}))
+        return UpstreamResponse(200, {}, orjson.dumps({"notifications": [{"id": n["id"]} for n in sent]}))
+
+
+def test_refused_notifications_cost_at_most_the_refusal_budget(redis_server: RedisServer, tmp_path: Path) -> None:
+    """The stream flusher narrows a refused batch with the local flusher's policy: the named one is
+    dead-lettered and the rest sent again, until the visitor's budget (12 calls) is spent; then what is
+    still refused is dead-lettered whole, in one write."""
+
+    async def scenario() -> None:
+        edge = RefusingEdge()
+        async with Flushing(redis_server, tmp_path, edge) as part:
+            part.flusher.max_delay_s = 0.5  # all in one batch
+            made_up = [{**note, "tokens": ["made-up"]} for note in notes(*(f"bad-{i}" for i in range(30)))]
+            await part.add(notes("good-1") + made_up + notes("good-2"))
+            await until(lambda: _settled(part))
+        assert len(edge.calls) == 1 + 12
+        dead = [orjson.loads(line) for line in (tmp_path / "dead.jsonl").read_bytes().splitlines()]
+        # Twelve found alone; the thirteenth refusal finds the budget spent: the rest of the batch, good
+        # ones too, goes to the dead-letter file together (each notification once).
+        assert [d["notification"]["id"] for d in dead[:12]] == [f"bad-{i}" for i in range(12)]
+        rest = [f"bad-{i}" for i in range(12, 30)] + ["good-1", "good-2"]
+        assert sorted(d["notification"]["id"] for d in dead[12:]) == sorted(rest)
+        assert all("budget" in d["reason"] for d in dead[12:])
+        assert part.flusher.refusals.counters.calls == 12
 
     asyncio.run(scenario())
 
