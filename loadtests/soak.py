@@ -25,7 +25,10 @@ visitors to reach them within the first minutes, so the run spends most of its t
    content) or one of the error statuses that fault leads to, as the gateway's JSON error; every other answer
    must be 200 with content. Anything else, a lost connection or a request left unanswered is an unexpected
    error.
-4. Drain: the faults cleared, the notification queue is left to empty, then the counts are compared.
+4. Hostile clients, beside the load on their own connections (``loadtests/hostile.py``): every
+   ``--hostile-every`` seconds a request of ``--hostile-notifications`` made-up notifications from a new
+   visitor, and a connection that lingers after its answer sending bytes that start no request.
+5. Drain: the faults cleared, the notification queue is left to empty, then the counts are compared.
 
 Budgets:
 - unexpected errors: 0;
@@ -33,6 +36,9 @@ Budgets:
   counts a notification id once: a re-sent one is reported as a duplicate, never counted twice), none is
   left in the queue or dead-lettered, and every view answered with content is counted upstream (those not
   answered from the cache as the miss's own impression);
+- hostile clients: every made-up notification acknowledged (200) and dead-lettered exactly once, at no
+  more upstream calls than the gateway's refusal budget allows over the run; every lingering connection
+  closed within ``header_timeout_seconds`` (and 2 s) of its answer;
 - memory: the gateway's RSS, sampled every second, stays under a bound derived from its own bounds (idle
   RSS + 1.5 KB per cache entry, 1 KB per session and per queued notification, 64 MB for the rest), and grows
   by at most ``--growth-budget-mb`` over the last ``--growth-window`` seconds (it plateaus);
@@ -64,7 +70,7 @@ from urllib.parse import urlsplit
 import httpx
 import uvloop
 
-from loadtests import harness, loadgen
+from loadtests import harness, hostile, loadgen
 from loadtests.harness import Budget
 
 MB = 1024 * 1024
@@ -124,6 +130,12 @@ class SoakSettings:
     notification_max_backlog: int = 200_000  # the gateway's default
     notification_max_delay_ms: int = 30_000  # the gateway's default
     notification_retry_cap_ms: int = 10_000
+    header_timeout_seconds: float = 10.0  # the gateway's default
+    notification_refusal_calls_per_minute: int = 120  # the gateway's default
+    hostile_every: float = field(
+        default=1.0, metadata={"help": "seconds between two hostile requests, and two lingering connections"}
+    )
+    hostile_notifications: int = field(default=20, metadata={"help": "made-up notifications per hostile request"})
     growth_window: float = field(default=60.0, metadata={"help": "seconds over which RSS growth is measured"})
     growth_budget_mb: float = field(default=8.0, metadata={"help": "RSS growth allowed over that window"})
 
@@ -157,6 +169,8 @@ class SoakSettings:
             "notification_retry_base_ms": 250,
             "notification_retry_cap_ms": self.notification_retry_cap_ms,
             "default_content": {DEFAULT_MBOX: DEFAULT_CONTENT},
+            "header_timeout_seconds": self.header_timeout_seconds,
+            "notification_refusal_calls_per_minute": self.notification_refusal_calls_per_minute,
         }
 
     def rss_bound(self, idle: int) -> int:
@@ -487,6 +501,7 @@ class Driven:
     lags: Latencies
     idle_closed: int
     samples: list[Sample]
+    hostile: hostile.HostileTally
 
 
 async def drive(
@@ -499,17 +514,30 @@ async def drive(
     samples: list[Sample] = []
     sampler = asyncio.create_task(sample_every_second(gateway, load, samples, tally))
     injector = asyncio.create_task(inject(emulator.url, settings.fault_plan(), settings.fault_seconds, load, tally))
+    hostiles, stop_hostiles = hostile.HostileTally(), asyncio.Event()
+    hostile_clients = [
+        hostile.made_up_notifications(
+            gateway.url, settings.hostile_every, settings.hostile_notifications, stop_hostiles, hostiles
+        ),
+        hostile.lingering_connections(
+            gateway.url, settings.hostile_every, settings.header_timeout_seconds, stop_hostiles, hostiles
+        ),
+    ]
+    hostile_task = asyncio.ensure_future(asyncio.gather(*hostile_clients)) if settings.hostile_every > 0 else None
     try:
         seconds = await load.run(settings.connections)
         await injector  # already done: every window ends before the load does
     finally:
+        stop_hostiles.set()
+        if hostile_task is not None:
+            await hostile_task  # the lingering connections end by themselves, closed or given up on
         load.close()
         sampler.cancel()
         injector.cancel()
         await asyncio.gather(sampler, injector, return_exceptions=True)  # an injector's failure is raised above
         async with control_client(emulator.url) as client:  # whatever happened, the edge is well again
             await set_faults(client, {})
-    return Driven(seconds, load.issued, load.lags, load.idle_closed, samples)
+    return Driven(seconds, load.issued, load.lags, load.idle_closed, samples, hostiles)
 
 
 # --- the run ----------------------------------------------------------------------------------------------
@@ -565,6 +593,7 @@ class Observed:
     after: dict[str, Any]
     drain_seconds: float
     cores: dict[str, float]  # CPU cores each server kept busy during the load
+    dead_letters: Counter[str]  # made_up, made_up_distinct, other
 
 
 def soak(settings: SoakSettings) -> Path:
@@ -577,9 +606,17 @@ def soak(settings: SoakSettings) -> Path:
             harness.gateway(emulator.url, "0", env=env) as gateway,
         ):
             observed = phases(gateway, emulator, settings, tally)
+            observed.dead_letters = read_dead_letters(Path(directory) / "notifications" / "dead-letters.jsonl")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return evaluate(settings, tally, observed)
+
+
+def read_dead_letters(path: Path) -> Counter[str]:
+    letters = [json.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+    ids = [letter["notification"].get("id", "") for letter in letters]
+    made_up = [i for i in ids if i.startswith(hostile.MADE_UP_PREFIX)]
+    return Counter(made_up=len(made_up), made_up_distinct=len(set(made_up)), other=len(ids) - len(made_up))
 
 
 def phases(gateway: harness.Server, emulator: harness.Server, settings: SoakSettings, tally: Tally) -> Observed:
@@ -599,7 +636,7 @@ def phases(gateway: harness.Server, emulator: harness.Server, settings: SoakSett
     harness.drain(gateway, within=(settings.notification_max_delay_ms + settings.notification_retry_cap_ms) / 1000 + 30)
     drained = time.monotonic() - started
     after = snapshot(gateway, emulator)
-    return Observed(capacity, rate, driven, idle, gateway.rss_bytes(), before, after, drained, cores)
+    return Observed(capacity, rate, driven, idle, gateway.rss_bytes(), before, after, drained, cores, Counter())
 
 
 def growth(samples: list[Sample], window: float) -> float:
@@ -620,7 +657,10 @@ def slope_mb_per_minute(samples: list[Sample]) -> float:
 
 def display_figures(tally: Tally, seen: Observed) -> dict[str, int]:
     before, after = seen.before, seen.after
-    queued_total, counted_total = int(after["queue"]["accepted"]), int(after["emulator"]["notifications"]["display"])
+    # What the gateway accepted, less the hostile client's made-up notifications (never counted upstream).
+    made_up = seen.driven.hostile.acknowledged
+    queued_total = int(after["queue"]["accepted"]) - made_up
+    counted_total = int(after["emulator"]["notifications"]["display"])
     queued = queued_total - int(before["queue"]["accepted"])
     counted = counted_total - int(before["emulator"]["notifications"]["display"])
     # One impression per display notification: what is left is the misses' own impressions upstream.
@@ -635,6 +675,20 @@ def display_figures(tally: Tally, seen: Observed) -> dict[str, int]:
         "views_answered_from_upstream": from_upstream,
         "impressions_of_misses": executed,
         "executions_the_gateway_gave_up_on": executed - from_upstream,
+    }
+
+
+def hostile_figures(settings: SoakSettings, seen: Observed) -> dict[str, Any]:
+    tally, letters = seen.driven.hostile, seen.dead_letters
+    minutes = math.ceil((seen.driven.seconds + seen.drain_seconds) / 60) + 1  # a moving window of a minute
+    return {
+        **tally.document(settings.header_timeout_seconds),
+        "dead_lettered": letters["made_up"],
+        "not_dead_lettered": tally.acknowledged - letters["made_up_distinct"],
+        "dead_lettered_twice": letters["made_up"] - letters["made_up_distinct"],
+        "requests_not_200": sum(n for status, n in tally.statuses.items() if status != 200),
+        "refusal_budget": settings.notification_refusal_calls_per_minute * minutes,
+        "refusal_calls": int(seen.after["queue"]["refusals"]["calls"]),
     }
 
 
@@ -657,7 +711,7 @@ def memory_figures(settings: SoakSettings, seen: Observed) -> dict[str, Any]:
 
 
 def budgets_of(settings: SoakSettings, tally: Tally, seen: Observed, f: dict[str, Any]) -> list[Budget]:
-    displays, memory, queue = f["displays"], f["memory"], seen.after["queue"]
+    displays, memory, queue, made_up = f["displays"], f["memory"], seen.after["queue"], f["hostile"]
     lost = displays["queued_total"] - displays["counted_total"]
     uncounted = max(0, displays["views_answered_from_upstream"] - displays["impressions_of_misses"])
     return [
@@ -666,7 +720,22 @@ def budgets_of(settings: SoakSettings, tally: Tally, seen: Observed, f: dict[str
         Budget("displays counted more than once", -lost, 0, False),
         Budget("views answered with content, not counted upstream", uncounted, 0, False),
         Budget("notifications left in the queue after the drain", int(queue["depth"]), 0, False),
-        Budget("notifications dead-lettered", int(queue["deadLettered"]), 0, False),
+        Budget("notifications dead-lettered, other than made-up ones", seen.dead_letters["other"], 0, False),
+        Budget("made-up notifications acknowledged, not dead-lettered", made_up["not_dead_lettered"], 0, False),
+        Budget("made-up notifications dead-lettered more than once", made_up["dead_lettered_twice"], 0, False),
+        Budget("hostile requests not answered 200", made_up["requests_not_200"], 0, False),
+        Budget(
+            "upstream calls spent on refused notifications (budget: the refusal budget of the run's minutes)",
+            int(queue["refusals"]["calls"]),
+            made_up["refusal_budget"],
+            False,
+        ),
+        Budget(
+            f"lingering connections open past header_timeout_seconds + {hostile.HEAD_SLACK_S:g} s",
+            made_up["lingering_held_past_bound"],
+            0,
+            False,
+        ),
         Budget(
             "gateway RSS peak (bound from its cache, session and backlog bounds)",
             memory["peak_rss_mb"],
@@ -720,6 +789,7 @@ def evaluate(settings: SoakSettings, tally: Tally, seen: Observed) -> Path:
             for w in tally.windows
         ],
         "displays": display_figures(tally, seen),
+        "hostile": hostile_figures(settings, seen),
         "memory": memory_figures(settings, seen),
         "gateway": {
             "before": {k: seen.before[k] for k in ("cache", "queue")},
@@ -753,6 +823,7 @@ def table(budgets: list[Budget]) -> str:
 def summary(settings: SoakSettings, f: dict[str, Any], budgets: list[Budget]) -> str:
     """One paragraph for the README, every claim in it read from the figures."""
     answers, displays, memory, steady_ms = f["answers"], f["displays"], f["memory"], f["latency"]["steady"]
+    made_up = f["hostile"]
     steady, steady_ok = sum(answers["steady"].values()), answers["steady"].get(200, 0)
     faults = ", ".join(dict.fromkeys(w["fault"] for w in f["windows"]))
     errors = answers["in_fault_windows"] - sum(w["statuses"].get(200, 0) for w in f["windows"])
@@ -781,7 +852,11 @@ def summary(settings: SoakSettings, f: dict[str, Any], budgets: list[Budget]) ->
         f"the {displays['queued_total']:,} the gateway served from its cache and queued ({lost:,} lost, {twice:,} "
         f"counted twice; {displays['duplicates_absorbed_by_the_edge']:,} re-sent notifications counted once by "
         f"their ids), and {uncounted:,} of the {displays['views_answered_from_upstream']:,} views answered from "
-        f"upstream went uncounted there."
+        f"upstream went uncounted there. Beside the load a hostile client sent {made_up['made_up_acknowledged']:,} "
+        f"made-up notifications in {made_up['made_up_requests']:,} requests: all acknowledged, "
+        f"{made_up['dead_lettered']:,} dead-lettered, at {made_up['refusal_calls']:,} upstream calls spent finding "
+        f"them (budget {made_up['refusal_budget']:,}); its {made_up['lingering_connections']:,} lingering "
+        f"connections were closed within {made_up['lingering_held_longest_s']:g} s of their answer."
     )
 
 

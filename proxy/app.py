@@ -183,7 +183,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     health.shared = gateway.shared
     if gateway.shared is not None:
         profiles.shared_budget = gateway.shared.budget
-    operations = OperationRoutes(gateway.keys, gateway.sessions, gateway.cache, gateway.queue, health)
+    operations = OperationRoutes(gateway.keys, gateway.sessions, gateway.cache, gateway.queue, gateway.refusals, health)
     admin = AdminRoutes(
         settings, gateway.upstream, gateway.tokens, gateway.keys, gateway.cache, gateway.guard, gateway.admin_budget
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from starlette.requests import Request
@@ -17,6 +18,7 @@ from proxy.bodies import JSONAnswer
 from proxy.cache import InMemoryContentCache
 from proxy.health import Health
 from proxy.notifications.queue import NotificationQueue
+from proxy.notifications.refusals import RefusalPolicy
 from proxy.sessions import InMemorySessionStore
 from proxy.status_page import HEADERS, PAGE
 from proxy.visitors import VisitorIds
@@ -32,12 +34,14 @@ class OperationRoutes:
         sessions: InMemorySessionStore,
         cache: InMemoryContentCache,
         queue: NotificationQueue,
+        refusals: RefusalPolicy,
         health: Health,
     ) -> None:
         self.keys = keys
         self.sessions = sessions
         self.cache = cache
         self.queue = queue
+        self.refusals = refusals
         self.health = health
 
     def routes(self) -> list[Route]:
@@ -79,6 +83,7 @@ class OperationRoutes:
             "failed": counters.failed,
             "retried": counters.retried,
             "deadLettered": counters.dead_lettered,
+            "refusals": asdict(self.refusals.counters),
             **({"shared": self.queue.shared_document()} if hasattr(self.queue, "shared_document") else {}),
         }
 

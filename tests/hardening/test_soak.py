@@ -1,9 +1,11 @@
 """The soak of loadtests/soak.py in its short version: about twenty seconds at 80% of the gateway's measured
-capacity, with a different fault on the edge every seven seconds and bounds small enough to be reached.
+capacity, with a different fault on the edge every seven seconds, bounds small enough to be reached and a
+hostile client beside the load (``loadtests/hostile.py``).
 
 Speed is not asserted (the figures of a run this short on a busy machine mean little); what the gateway
 must get right whatever the speed is: no answer beyond those the faults allow, every display counted once,
-RSS under the bound derived from the gateway's own bounds."""
+RSS under the bound derived from the gateway's own bounds, made-up notifications dead-lettered once at a
+bounded cost, lingering connections closed."""
 
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ SHORT = [
     "--session-max-visitors", "1500",
     "--notification-max-delay-ms", "1000",
     "--notification-retry-cap-ms", "1000",
+    "--header-timeout-seconds", "3",
+    "--hostile-every", "0.5",
     # A run this short is all ramp: its growth says nothing about a plateau (the full soak checks that).
     "--growth-budget-mb", "1000",
 ]  # fmt: skip
@@ -65,9 +69,22 @@ def test_a_short_soak_with_faults_keeps_its_budgets(tmp_path: Path, monkeypatch:
         "displays counted more than once",
         "views answered with content, not counted upstream",
         "notifications left in the queue after the drain",
-        "notifications dead-lettered",
+        "notifications dead-lettered, other than made-up ones",
     ):
         assert budgets[name]["passed"], budgets[name]
+
+    # Beside the load, a hostile client: made-up notifications, each acknowledged, then dead-lettered once,
+    # at no more upstream calls than the refusal budget; connections that linger after their answer, closed.
+    made_up = report["hostile"]
+    assert made_up["made_up_acknowledged"] > 0 and made_up["lingering_connections"] > 0, made_up
+    for name in (
+        "made-up notifications acknowledged, not dead-lettered",
+        "made-up notifications dead-lettered more than once",
+        "hostile requests not answered 200",
+        "upstream calls spent on refused notifications (budget: the refusal budget of the run's minutes)",
+        "lingering connections open past header_timeout_seconds + 2 s",
+    ):
+        assert budgets[name]["passed"], (budgets[name], made_up)
 
     # Memory within its bound, with the bounds reached: the cache evicted and held at most its entries.
     peak = budgets["gateway RSS peak (bound from its cache, session and backlog bounds)"]
