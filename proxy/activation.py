@@ -104,7 +104,8 @@ class ActivationGuard:
         document = await fetch(status_path)
         if not isinstance(document, dict):
             return False
-        items = document.get("items") if isinstance(document.get("items"), list) else [document]
+        listed = document.get("items")
+        items: list[Any] = listed if isinstance(listed, list) else [document]
         statuses = []
         for item in items:
             status = item.get("status") if isinstance(item, dict) else None

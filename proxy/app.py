@@ -1,4 +1,4 @@
-"""The gateway application: its parts, their lifecycle and the routes."""
+"""The gateway application: the routes over the parts ``proxy.gateway`` builds, and their metrics."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import orjson
 from starlette.applications import Starlette
@@ -18,113 +16,21 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from proxy import logs, metrics, openapi
-from proxy.activation import ActivationGuard
 from proxy.admin import AdminRoutes
-from proxy.auth import ClientKeys
-from proxy.cache import InMemoryContentCache
-from proxy.credentials import TokenProvider
 from proxy.delivery import DeliveryRoutes
 from proxy.errors import EXCEPTION_HANDLERS, ApiError
+from proxy.gateway import Gateway, build_gateway
 from proxy.health import Health
 from proxy.hotpath import REQUEST_ID_HEADER, REQUEST_ID_SCOPE_KEY, HotPaths, RequestLimits
-from proxy.logs import AccessLog
 from proxy.metrics import CounterSync, RequestObserver, metrics_response
-from proxy.notifications.flusher import Flusher
-from proxy.notifications.queue import NotificationQueue
-from proxy.notifications.refusals import RefusalPolicy
-from proxy.notifications.store import NotificationStore
 from proxy.operations import OperationRoutes
-from proxy.prefetch import PrefetchPlanner
 from proxy.profiles import ProfileRoutes
-from proxy.ratelimit import CallBudget
 from proxy.runtime import tune_gc
-from proxy.sessions import InMemorySessionStore, SessionLimiter
 from proxy.settings import Settings, load_settings
-from proxy.upstream import Upstream
-
-if TYPE_CHECKING:
-    from proxy.shared import SharedParts
 
 logger = logging.getLogger("proxy")
 SWEEP_INTERVAL_S = 60.0
 METRICS_INTERVAL_S = 2.0
-
-
-@dataclass
-class Gateway:
-    """The gateway's long-lived parts, reachable from ``app.state.gateway``."""
-
-    settings: Settings
-    upstream: Upstream
-    sessions: InMemorySessionStore
-    limiter: SessionLimiter
-    keys: ClientKeys
-    cache: InMemoryContentCache
-    planner: PrefetchPlanner
-    store: NotificationStore
-    queue: NotificationQueue
-    flusher: Flusher
-    refusals: RefusalPolicy
-    tokens: TokenProvider
-    guard: ActivationGuard
-    admin_budget: CallBudget
-    access_log: AccessLog
-    shared: SharedParts | None = None  # set when gateways share their state on Redis
-
-
-def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotonic) -> Gateway:
-    upstream = Upstream(settings)
-    store = NotificationStore(
-        settings.notification_store,
-        settings.notification_max_backlog,
-        synchronous=settings.notification_sync.upper(),
-        dead_letter_path=settings.notification_dead_letters,
-    )
-    queue = NotificationQueue(store, settings.notification_batch_size)
-    refusals = RefusalPolicy(
-        settings.notification_refusal_calls_per_visitor, settings.notification_refusal_calls_per_minute
-    )
-    gateway = Gateway(
-        settings=settings,
-        upstream=upstream,
-        sessions=InMemorySessionStore(settings.session_ttl_seconds, settings.session_max_visitors, clock),
-        limiter=SessionLimiter(settings.session_max_concurrent),
-        keys=ClientKeys(settings.client_keys, settings.client_key_rate),
-        cache=InMemoryContentCache(
-            ttl_seconds=settings.cache_ttl_seconds or settings.session_ttl_seconds,
-            max_entries=settings.cache_max_entries,
-            max_bytes=settings.cache_max_bytes,
-            stale_seconds=settings.cache_stale_seconds,
-            clock=clock,
-        ),
-        planner=PrefetchPlanner(settings.prefetch_groups, learn=settings.prefetch_learn),
-        store=store,
-        queue=queue,
-        flusher=Flusher(
-            queue,
-            upstream,
-            refusals,
-            max_delay_s=settings.notification_max_delay_ms / 1000,
-            retry_base_s=settings.notification_retry_base_ms / 1000,
-            retry_cap_s=settings.notification_retry_cap_ms / 1000,
-            max_attempts=settings.notification_max_attempts,
-        ),
-        refusals=refusals,
-        tokens=TokenProvider(settings, upstream),
-        guard=ActivationGuard(settings.activation_job_timeout_seconds),
-        admin_budget=CallBudget(settings.admin_calls_per_minute, settings.admin_queue_seconds),
-        access_log=AccessLog(
-            settings.access_log,
-            settings.log_visitor_salt.get_secret_value()
-            if settings.log_visitor_salt
-            else logs.stored_salt(settings.notification_store.parent / "log-salt"),
-        ),
-    )
-    if settings.redis_url:
-        from proxy.shared import share  # imports redis only when it is used
-
-        gateway.shared = share(gateway, clock)
-    return gateway
 
 
 def refresh_metrics(gateway: Gateway, sync: CounterSync) -> None:
@@ -178,11 +84,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         gateway.planner,
         gateway.queue,
     )
-    profiles = ProfileRoutes(settings, gateway.upstream, gateway.sessions, gateway.keys)
-    health = Health(settings, gateway.upstream, gateway.cache, gateway.store, gateway.tokens)
-    health.shared = gateway.shared
-    if gateway.shared is not None:
-        profiles.shared_budget = gateway.shared.budget
+    profiles = ProfileRoutes(settings, gateway.upstream, gateway.sessions, gateway.keys, gateway.budget_for)
+    health = Health(settings, gateway.upstream, gateway.cache, gateway.store, gateway.tokens, gateway.redis_check)
     operations = OperationRoutes(gateway.keys, gateway.sessions, gateway.cache, gateway.queue, gateway.refusals, health)
     admin = AdminRoutes(
         settings, gateway.upstream, gateway.tokens, gateway.keys, gateway.cache, gateway.guard, gateway.admin_budget
@@ -194,28 +97,14 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await gateway.upstream.start()
-        gateway.store.open()
-        gateway.flusher.start()
-        if gateway.shared is not None:
-            await gateway.shared.start()
-        gateway.access_log.start()
+        await gateway.start()
         background = [asyncio.create_task(sweep_forever(gateway)), asyncio.create_task(refresh_forever(refresh))]
         try:
             yield
         finally:
             for task in background:
                 task.cancel()
-            if gateway.shared is not None:
-                held = await gateway.shared.stop(settings.shutdown_grace_seconds)
-                if held:
-                    logger.warning("%d notification(s) left in the redis stream for the other gateways", held)
-            left = await gateway.flusher.stop(settings.shutdown_grace_seconds)
-            if left:
-                logger.warning("%d notification(s) kept in %s for the next start", left, settings.notification_store)
-            gateway.store.close()
-            await gateway.upstream.close()
-            gateway.access_log.stop()
+            await gateway.stop()
 
     routes = [
         Route(
@@ -237,7 +126,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         *operations.routes(),
         *admin.routes(),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
     app.state.gateway = gateway
     observe = RequestObserver(gateway.access_log)
     limits = RequestLimits(settings.max_in_flight)

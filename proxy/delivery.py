@@ -241,7 +241,7 @@ class DeliveryRoutes:
         impression_id = (body.get("requestLocation") or {}).get("impressionId")
         if clicked:
             entry = self.cache.lookup(client, visitor, context, name) if visitor else None
-            served = None
+            served: Outgoing | None = None
             if entry is not None and entry.has_click:
                 served = await self.serve_cached(body, record, client, entry, "click", impression_id)
             incoming.cache = "hit" if served else "bypass"
@@ -250,7 +250,7 @@ class DeliveryRoutes:
         plain = not (body.get("profileParameters") or body.get("order"))
         if plain and visitor:
             entry = self.cache.lookup(client, visitor, context, name)
-            served = entry and await self.serve_cached(body, record, client, entry, "display", impression_id)
+            served = await self.serve_cached(body, record, client, entry, "display", impression_id) if entry else None
             if served:
                 incoming.cache = "hit"
                 return served
@@ -261,7 +261,9 @@ class DeliveryRoutes:
             document = await self.fetch_once(incoming, miss) if plain else await self.fetch(incoming, miss)
             if document is None:  # an identical miss in flight filled the cache
                 entry = self.cache.lookup(client, record.visitor or "", context, name)
-                served = entry and await self.serve_cached(body, record, client, entry, "display", impression_id)
+                served = (
+                    await self.serve_cached(body, record, client, entry, "display", impression_id) if entry else None
+                )
                 if served:
                     incoming.cache = "coalesced"
                     return served

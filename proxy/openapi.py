@@ -48,7 +48,7 @@ ERROR_MEANING = {
     504: "Upstream did not answer in time.",
 }
 DELIVERY_ERRORS = (400, 413, 420, 502, 503, 504)
-BEARER = [{"clientKey": []}]
+BEARER: list[dict[str, list[str]]] = [{"clientKey": []}]
 CLIENT_QUERY = {
     "name": "client",
     "in": "query",

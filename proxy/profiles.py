@@ -39,26 +39,28 @@ def passthrough(response: UpstreamResponse, body: bytes | None = None) -> Respon
 
 
 class ProfileRoutes:
-    def __init__(self, settings: Settings, upstream: Upstream, sessions: SessionStore, keys: ClientKeys) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        upstream: Upstream,
+        sessions: SessionStore,
+        keys: ClientKeys,
+        budget_for: Callable[[str], CallBudget],
+    ) -> None:
         self.settings = settings
         self.upstream = upstream
         self.sessions = sessions
         self.keys = keys
         # Which edge answered a bulk batch, so its status is asked there.
         self._batch_edges: LRUCache[str, str] = LRUCache(maxsize=10_000)
-        # The bulk profile API takes 50 calls a minute per client.
+        # The bulk profile API takes 50 calls a minute per client (one for all gateways sharing Redis).
+        self.budget_for = budget_for
         self._budgets: dict[str, CallBudget] = {}
-        # Gateways sharing state on Redis share each client's budget too (proxy.shared.SharedParts.budget).
-        self.shared_budget: Callable[[str], CallBudget] | None = None
 
     def budget(self, client: str) -> CallBudget:
         budget = self._budgets.get(client)
         if budget is None:
-            budget = self._budgets[client] = (
-                self.shared_budget(client)
-                if self.shared_budget
-                else CallBudget(self.settings.admin_calls_per_minute, self.settings.admin_queue_seconds)
-            )
+            budget = self._budgets[client] = self.budget_for(client)
         return budget
 
     # GET /rest/v1/profiles/{tnt_id}?client=C

@@ -128,7 +128,7 @@ def sweep_connections_of(protocol: GuardedHttpToolsProtocol) -> None:
     state = protocol.server_state
     if getattr(state, "deadline_sweep", False):
         return
-    state.deadline_sweep = True
+    setattr(state, "deadline_sweep", True)  # noqa: B010 (uvicorn's ServerState has no such field)
     loop = protocol.loop
     interval = min(1.0, max(0.05, min(protocol.header_timeout_s, protocol.body_timeout_s) / 4))
 

@@ -19,6 +19,7 @@ from typing import Any
 import limits
 import orjson
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -273,7 +274,7 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
-def _describe(error: dict[str, Any], options: Mapping[str, str]) -> str:
+def _describe(error: ErrorDetails, options: Mapping[str, str]) -> str:
     name = str(error["loc"][0]) if error["loc"] else "settings"
     if error["type"] == "extra_forbidden":
         return f"unknown setting '{name}'"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -372,11 +372,11 @@ class Activities:
             counts = {"totals": {"entries": entries, "conversions": conversions}}
             return {level: copy.deepcopy(counts) for level in ("visitor", "visit", "impression", "landing")}
 
-        counts = self.stats.by_activity.get(key, {})
+        counts = self.stats.by_activity.get(key) or Counter()
         experiences = []
         for experience in activity.get("experiences", []):
             local_id = int(experience["experienceLocalId"])
-            events = self.stats.experience_events.get((key, local_id), {})
+            events = self.stats.experience_events.get((key, local_id)) or Counter()
             shown = self.stats.by_experience.get((key, local_id), 0)
             experiences.append({"experienceLocalId": local_id, "totals": levels(shown, events.get("conversions", 0))})
         totals = levels(counts.get("impressions", 0), counts.get("conversions", 0))

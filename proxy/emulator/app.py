@@ -297,7 +297,7 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
         Route("/{tenant}/target/{rest:path}", admin.endpoint, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     handlers = {ShapedError: shaped_error_handler, **EXCEPTION_HANDLERS}
-    app = Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
+    app = Starlette(routes=routes, exception_handlers=handlers)
     tokens = ims.TokenStore(clock.now)
     # Handlers in the API modules find the current state here; a reset replaces it.
     app.state.emulator = state

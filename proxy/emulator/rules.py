@@ -67,7 +67,10 @@ def _compare(test: Callable[[float, float], bool]) -> Callable[[str, list[Any]],
 
 def _between(actual: str, expected: list[Any]) -> bool:
     value, bounds = _number(actual), [_number(str(e)) for e in expected[:2]]
-    return value is not None and len(bounds) == 2 and None not in bounds and bounds[0] <= value <= bounds[1]
+    if value is None or len(bounds) != 2:
+        return False
+    low, high = bounds
+    return low is not None and high is not None and low <= value <= high
 
 
 OPERATORS: dict[str, Callable[[str, list[Any]], bool]] = {

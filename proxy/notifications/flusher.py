@@ -1,13 +1,7 @@
-"""Sending waiting notifications upstream: per visitor and session, about 50 a call, when a batch is
-full or its oldest has waited long enough; again and again until the edge acknowledges each id.
-
-- 2xx: the ids in the answer are done; an id missing from it failed and is tried again.
-- 400: one bad token or timestamp spoils the whole call upstream, so the batch is narrowed down to the
-  bad notification within the refusal budgets (``refusals``); what is refused goes to the dead-letter
-  file.
-- 408, 420, 429, 5xx, timeouts, lost connections: tried again after an exponential, jittered delay
-  (at least the upstream's Retry-After).
-- Any other 4xx: dead-letter file, with the upstream's reason.
+"""Sending waiting notifications upstream from the local log: per visitor and session, about 50 a call,
+when a batch is full or its oldest has waited long enough; again and again until the edge acknowledges
+each id. What an answer means, and when to try again, is ``policy``'s; narrowing a refused batch,
+``refusals``'.
 """
 
 from __future__ import annotations
@@ -15,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Sequence
 from urllib.parse import urlencode
@@ -24,14 +17,14 @@ import orjson
 
 from proxy.affinity import client_host
 from proxy.errors import ApiError
-from proxy.notifications import telemetry
+from proxy.notifications import policy, telemetry
+from proxy.notifications.policy import Backoff, Verdict
 from proxy.notifications.queue import NotificationQueue
 from proxy.notifications.refusals import RefusalPolicy
 from proxy.notifications.store import Group, Pending
 from proxy.upstream import Upstream, UpstreamResponse
 
 logger = logging.getLogger("proxy.notifications")
-RETRYABLE_4XX = frozenset({408, 420, 429})
 CONCURRENT_GROUPS = 16
 RESCAN_S = 60.0
 
@@ -42,12 +35,10 @@ class Flusher:
         queue: NotificationQueue,
         upstream: Upstream,
         refusals: RefusalPolicy,
+        backoff: Backoff,
         *,
         max_delay_s: float,
         tick_s: float = 0.5,
-        retry_base_s: float = 0.5,
-        retry_cap_s: float = 300.0,
-        max_attempts: int = 100,
         lease_s: float = 60.0,
     ) -> None:
         self.queue = queue
@@ -57,9 +48,7 @@ class Flusher:
         self.refusals = refusals
         self.max_delay_s = max_delay_s
         self.tick_s = tick_s
-        self.retry_base_s = retry_base_s
-        self.retry_cap_s = retry_cap_s
-        self.max_attempts = max_attempts
+        self.backoff = backoff
         self.lease_s = lease_s
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -154,69 +143,42 @@ class Flusher:
         await self._settle(pending, response)
 
     async def _settle(self, pending: Sequence[Pending], response: UpstreamResponse) -> None:
-        status = response.status
-        if 200 <= status < 300:
-            try:
-                answer = orjson.loads(response.body)
-                acknowledged = {n.get("id") for n in answer.get("notifications") or []}
-            except (orjson.JSONDecodeError, AttributeError):
-                acknowledged = set()
-            done = [p for p in pending if p.id in acknowledged]
+        settled = policy.settle(response)
+        if settled.verdict is Verdict.ACKNOWLEDGED:
+            done = [p for p in pending if p.id in settled.acknowledged]
             self.store.ack(done)
             self.counters.flushed += len(done)
-            missing = [p for p in pending if p.id not in acknowledged]
+            missing = [p for p in pending if p.id not in settled.acknowledged]
             if missing:
                 self._retry(missing, None, "not acknowledged by the edge")
-            return
-        if status == 400:
+        elif settled.verdict is Verdict.REFUSED:
             first = pending[0]
             narrowed = await self.refusals.narrow(
                 [p.id for p in pending], response.body, f"{first.client}:{first.visitor}"
             )
             by_id = {p.id: p for p in pending}
             if narrowed.dead:
-                logger.warning("edge refused %d notification(s) with 400: %s", len(narrowed.dead), narrowed.reason)
-                self.store.dead_letter([by_id[i] for i in narrowed.dead], narrowed.reason, status)
-                self.counters.dead_lettered += len(narrowed.dead)
+                self._dead_letter([by_id[i] for i in narrowed.dead], narrowed.reason, response.status)
             for piece in narrowed.resend:
                 await self.deliver([by_id[i] for i in piece])
-            return
-        reason = _reason(response)
-        if status in RETRYABLE_4XX or status >= 500:
-            self._retry(pending, _retry_after(response), reason)
+        elif settled.verdict is Verdict.RETRY:
+            self._retry(pending, settled.retry_after_s, settled.reason)
         else:
-            logger.warning("edge refused %d notification(s) with %d: %s", len(pending), status, reason)
-            self.store.dead_letter(pending, reason, status)
-            self.counters.dead_lettered += len(pending)
+            self._dead_letter(pending, settled.reason, response.status)
+
+    def _dead_letter(self, pending: Sequence[Pending], reason: str, status: int | None) -> None:
+        logger.warning("edge refused %d notification(s) with %s: %s", len(pending), status, reason)
+        self.store.dead_letter(pending, reason, status)
+        self.counters.dead_lettered += len(pending)
 
     def _retry(self, pending: Sequence[Pending], retry_after_s: float | None, reason: str) -> None:
         self.counters.failed += len(pending)
-        exhausted = [p for p in pending if p.attempts + 1 >= self.max_attempts]
+        exhausted = [p for p in pending if self.backoff.gives_up(p.attempts + 1)]
         if exhausted:
-            self.store.dead_letter(exhausted, f"gave up after {self.max_attempts} attempts: {reason}", None)
+            self.store.dead_letter(exhausted, f"gave up after {self.backoff.max_attempts} attempts: {reason}", None)
             self.counters.dead_lettered += len(exhausted)
-        again = [p for p in pending if p.attempts + 1 < self.max_attempts]
+        again = [p for p in pending if not self.backoff.gives_up(p.attempts + 1)]
         if not again:
             return
-        attempts = max(p.attempts for p in again)
-        delay = min(self.retry_cap_s, self.retry_base_s * 2**attempts) * random.uniform(0.5, 1.0)
-        self.store.retry(again, max(delay, retry_after_s or 0.0))
+        self.store.retry(again, self.backoff.delay(max(p.attempts for p in again) + 1, retry_after_s))
         self.counters.retried += len(again)
-
-
-def _reason(response: UpstreamResponse) -> str:
-    try:
-        message = orjson.loads(response.body).get("message")
-        if isinstance(message, str):
-            return message
-    except (orjson.JSONDecodeError, AttributeError):
-        pass
-    return f"upstream answered {response.status}"
-
-
-def _retry_after(response: UpstreamResponse) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

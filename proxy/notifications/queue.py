@@ -47,10 +47,10 @@ def view_notification(kind: str, entry: CachedMbox, impression_id: str | None = 
 
 
 class NotificationQueue:
-    def __init__(self, store: NotificationStore, batch_size: int) -> None:
+    def __init__(self, store: NotificationStore, batch_size: int, counters: Counters | None = None) -> None:
         self.store = store
         self.batch_size = batch_size
-        self.counters = Counters()
+        self.counters = counters if counters is not None else Counters()
 
     async def add(
         self,

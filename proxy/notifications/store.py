@@ -88,11 +88,11 @@ class Pending:
 
     @property
     def ids(self) -> dict[str, Any]:
-        return orjson.loads(self.ids_json)  # type: ignore[no-any-return]
+        return orjson.loads(self.ids_json)
 
     @property
     def payload(self) -> dict[str, Any]:
-        return orjson.loads(self.payload_json)  # type: ignore[no-any-return]
+        return orjson.loads(self.payload_json)
 
 
 @dataclass(slots=True)

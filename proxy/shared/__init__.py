@@ -9,11 +9,14 @@ while Redis is down (``connection`` tells which).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from proxy.notifications.policy import Backoff
+from proxy.notifications.queue import Counters
+from proxy.notifications.refusals import RefusalPolicy
+from proxy.notifications.store import NotificationStore
 from proxy.settings import Settings
 from proxy.shared.activation import SharedActivationGuard
 from proxy.shared.cache import SharedContentCache
@@ -21,9 +24,7 @@ from proxy.shared.connection import SharedRedis
 from proxy.shared.notifications import SharedNotificationQueue, StreamFlusher
 from proxy.shared.ratelimit import SharedCallBudget, SharedClientKeys
 from proxy.shared.sessions import SharedSessionStore
-
-if TYPE_CHECKING:
-    from proxy.app import Gateway
+from proxy.upstream import Upstream
 
 
 @dataclass
@@ -35,6 +36,8 @@ class SharedParts:
     queue: SharedNotificationQueue
     flusher: StreamFlusher
     guard: SharedActivationGuard
+    keys: SharedClientKeys
+    admin_budget: SharedCallBudget
 
     async def start(self) -> None:
         await self.redis.start()
@@ -65,9 +68,18 @@ class SharedParts:
         return check
 
 
-def share(gateway: Gateway, clock: Callable[[], float] = time.monotonic) -> SharedParts:
-    """Swap the gateway's in-memory parts for their shared variants (before anything uses them)."""
-    settings: Settings = gateway.settings
+def build_shared(
+    settings: Settings,
+    clock: Callable[[], float],
+    upstream: Upstream,
+    store: NotificationStore,
+    counters: Counters,
+    refusals: RefusalPolicy,
+    backoff: Backoff,
+) -> SharedParts:
+    """The shared variant of every shareable part, on one connection to Redis; ``store`` is the local log
+    that takes notifications while Redis is down; ``counters``, ``refusals`` and ``backoff`` those of its
+    flusher."""
     redis = SharedRedis(settings)
     sessions = SharedSessionStore(
         redis,
@@ -84,27 +96,25 @@ def share(gateway: Gateway, clock: Callable[[], float] = time.monotonic) -> Shar
         stale_seconds=settings.cache_stale_seconds,
         clock=clock,
     )
-    queue = SharedNotificationQueue(gateway.store, settings.notification_batch_size, redis)
-    queue.counters = gateway.queue.counters  # one set of counters with the local flusher's
+    queue = SharedNotificationQueue(store, settings.notification_batch_size, redis, counters)
     flusher = StreamFlusher(
         queue,
-        gateway.upstream,
-        gateway.refusals,
+        upstream,
+        refusals,
+        backoff,
         max_delay_s=settings.notification_max_delay_ms / 1000,
         claim_idle_s=settings.redis_claim_idle_ms / 1000,
         max_held=settings.redis_stream_max_read,
-        retry_base_s=settings.notification_retry_base_ms / 1000,
-        retry_cap_s=settings.notification_retry_cap_ms / 1000,
-        max_attempts=settings.notification_max_attempts,
     )
     queue.flusher = flusher
-    guard = SharedActivationGuard(redis, settings.activation_job_timeout_seconds)
-    gateway.sessions = sessions
-    gateway.cache = cache
-    gateway.queue = queue
-    gateway.guard = guard
-    gateway.keys = SharedClientKeys(settings.client_keys, settings.client_key_rate, redis)
-    gateway.admin_budget = SharedCallBudget(
-        redis, "admin", settings.admin_calls_per_minute, settings.admin_queue_seconds
+    return SharedParts(
+        settings,
+        redis,
+        sessions,
+        cache,
+        queue,
+        flusher,
+        SharedActivationGuard(redis, settings.activation_job_timeout_seconds),
+        SharedClientKeys(settings.client_keys, settings.client_key_rate, redis),
+        SharedCallBudget(redis, "admin", settings.admin_calls_per_minute, settings.admin_queue_seconds),
     )
-    return SharedParts(settings, redis, sessions, cache, queue, flusher, guard)

@@ -160,8 +160,8 @@ class SharedContentCache(InMemoryContentCache):
             context=document["c"],
             mboxes=entries,
             expires_at=self.clock() + min(left, self.ttl),
-            generation=generation,  # type: ignore[arg-type]
-            mbox_generations=mbox_generations,  # type: ignore[arg-type]
+            generation=generation,
+            mbox_generations=mbox_generations,
         )
 
     # --- writing behind ---------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ class SharedContentCache(InMemoryContentCache):
         if ahead:
             fields = list(ahead)
             await self._raise_stored(keys=[self.generations_key], args=[*fields, *(ahead[f] for f in fields)])
-        stored = await self.redis.client.hgetall(self.generations_key)
+        stored: dict[Any, Any] = await self.redis.client.hgetall(self.generations_key)
         for raw_field, raw_value in stored.items():
             field, value = raw_field.decode(), int(raw_value)
             if field == "all":

@@ -8,15 +8,15 @@ through Redis.
 
 Flushing (``StreamFlusher``, one per gateway, all in one consumer group): each reads new entries
 (XREADGROUP), holds them per visitor and session, and sends a visitor's batch (about 50) when it is full
-or its oldest has waited ``notification_max_delay_ms``, with the local flusher's rules for retries and
-dead letters, and its refusal policy on 400 (``proxy.notifications.refusals``). An entry is acknowledged
-in the group and deleted (XACK + XDEL) only once the edge acknowledged its notification id; one it
-refused for good (a 4xx) once it is in the gateway's dead-letter file. Entries a gateway holds are kept
-from going idle (re-claimed by their holder); entries idle longer than ``redis_claim_idle_ms`` belong to a
-gateway that is gone and are claimed by the others (XAUTOCLAIM). A notification sent twice (its gateway
-died after the edge acknowledged it, before XACK; or an XADD that timed out yet was carried out, then
-spooled locally too) carries the same id, which the edge counts once; two entries of one id held together
-go in one call.
+or its oldest has waited ``notification_max_delay_ms``, settled by the policy both pipelines share
+(``proxy.notifications.policy``: retries, backoff, dead letters; ``refusals`` on 400). An entry is
+acknowledged in the group and deleted (XACK + XDEL) only once the edge acknowledged its notification id;
+one it refused for good (a 4xx) once it is in the gateway's dead-letter file. Entries a gateway holds are
+kept from going idle (re-claimed by their holder); entries idle longer than ``redis_claim_idle_ms`` belong
+to a gateway that is gone and are claimed by the others (XAUTOCLAIM). A notification sent twice (its
+gateway died after the edge acknowledged it, before XACK; or an XADD that timed out yet was carried out,
+then spooled locally too) carries the same id, which the edge counts once; two entries of one id held
+together go in one call.
 
 Riding along on a miss (a visitor's waiting notifications joining its next delivery call) is done only
 for what waits in the local log: entries in the stream are flushed by whichever gateway holds them.
@@ -27,11 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import orjson
@@ -39,9 +39,9 @@ from redis.exceptions import ResponseError
 
 from proxy.affinity import client_host
 from proxy.errors import ApiError
-from proxy.notifications import telemetry
-from proxy.notifications.flusher import RETRYABLE_4XX, _reason, _retry_after
-from proxy.notifications.queue import NotificationQueue
+from proxy.notifications import policy, telemetry
+from proxy.notifications.policy import Backoff, Verdict
+from proxy.notifications.queue import Counters, NotificationQueue
 from proxy.notifications.refusals import RefusalPolicy
 from proxy.notifications.store import BacklogFull, Group, NotificationStore, Pending
 from proxy.shared.connection import Background, SharedRedis, Unavailable
@@ -60,8 +60,10 @@ FORGET_CONSUMER_MS = 3_600_000
 class SharedNotificationQueue(NotificationQueue):
     shared = True
 
-    def __init__(self, store: NotificationStore, batch_size: int, redis: SharedRedis) -> None:
-        super().__init__(store, batch_size)
+    def __init__(
+        self, store: NotificationStore, batch_size: int, redis: SharedRedis, counters: Counters | None = None
+    ) -> None:
+        super().__init__(store, batch_size, counters)
         self.redis = redis
         self.stream = redis.key("notifications")
         self.stream_depth = 0  # entries in the stream not acknowledged yet (refreshed by the flusher)
@@ -132,7 +134,7 @@ class SharedNotificationQueue(NotificationQueue):
         async def write() -> None:
             pipe = self.redis.client.pipeline(transaction=False)
             for entry in buffer:
-                pipe.xadd(self.stream, entry)
+                pipe.xadd(self.stream, cast("dict[Any, Any]", entry))
             await pipe.execute()
 
         error: BaseException | None = None
@@ -182,14 +184,12 @@ class StreamFlusher:
         queue: SharedNotificationQueue,
         upstream: Upstream,
         refusals: RefusalPolicy,
+        backoff: Backoff,
         *,
         max_delay_s: float,
         claim_idle_s: float,
         max_held: int,
         tick_s: float = 0.05,
-        retry_base_s: float = 0.5,
-        retry_cap_s: float = 300.0,
-        max_attempts: int = 100,
     ) -> None:
         self.queue = queue
         self.redis = queue.redis
@@ -202,9 +202,7 @@ class StreamFlusher:
         self.claim_idle_s = claim_idle_s
         self.max_held = max_held
         self.tick_s = tick_s
-        self.retry_base_s = retry_base_s
-        self.retry_cap_s = retry_cap_s
-        self.max_attempts = max_attempts
+        self.backoff = backoff
         self.consumer = self.redis.instance
         self._held: dict[Group, Held] = {}
         self._held_ids: set[bytes] = set()
@@ -308,7 +306,7 @@ class StreamFlusher:
         if room <= 0:
             return False
         count = min(READ_COUNT, room)
-        answer = await self.redis.client.xreadgroup(GROUP_NAME, self.consumer, {self.stream: ">"}, count=count)
+        answer: Any = await self.redis.client.xreadgroup(GROUP_NAME, self.consumer, {self.stream: ">"}, count=count)
         read = 0
         for _, entries in answer or []:
             read += len(entries)
@@ -319,7 +317,7 @@ class StreamFlusher:
         """The entries delivered to this consumer and not acknowledged yet (its history in the group)."""
         after: Any = "0"
         while True:
-            answer = await self.redis.client.xreadgroup(
+            answer: Any = await self.redis.client.xreadgroup(
                 GROUP_NAME, self.consumer, {self.stream: after}, count=READ_COUNT
             )
             entries = [entry for _, found in answer or [] for entry in found]
@@ -333,15 +331,16 @@ class StreamFlusher:
         """Keep what this gateway holds from going idle, claim what gone gateways left, count the stream."""
         client = self.redis.client
         min_idle_ms = int(self.claim_idle_s * 1000)
-        held = list(self._held_ids)
+        held: list[Any] = list(self._held_ids)
         for start in range(0, len(held), TOUCH_CHUNK):
             chunk = held[start : start + TOUCH_CHUNK]
             await client.xclaim(self.stream, GROUP_NAME, self.consumer, min_idle_ms // 2, chunk, justid=True)
         cursor: Any = "0-0"
         while (room := self.max_held - len(self._held_ids) - len(self._unacked)) > 0:
-            cursor, entries, *_ = await client.xautoclaim(
+            claimed: Any = await client.xautoclaim(
                 self.stream, GROUP_NAME, self.consumer, min_idle_ms, cursor, count=min(READ_COUNT, room)
             )
+            cursor, entries, *_ = claimed
             taken = self._take(entries)
             self.claimed += taken
             if taken:
@@ -353,7 +352,12 @@ class StreamFlusher:
         for consumer in consumers:
             name = consumer.get("name")
             name = name.decode() if isinstance(name, bytes) else name
-            if name != self.consumer and not consumer.get("pending") and consumer.get("idle", 0) > FORGET_CONSUMER_MS:
+            if (
+                isinstance(name, str)
+                and name != self.consumer
+                and not consumer.get("pending")
+                and consumer.get("idle", 0) > FORGET_CONSUMER_MS
+            ):
                 await client.xgroup_delconsumer(self.stream, GROUP_NAME, name)
 
     def _take(self, entries: Sequence[Any]) -> int:
@@ -438,40 +442,34 @@ class StreamFlusher:
         await self._settle(group, chosen, response)
 
     async def _settle(self, group: Group, chosen: list[tuple[bytes, Pending]], response: UpstreamResponse) -> None:
-        status = response.status
-        if 200 <= status < 300:
-            try:
-                answer = orjson.loads(response.body)
-                acknowledged = {n.get("id") for n in answer.get("notifications") or []}
-            except (orjson.JSONDecodeError, AttributeError):
-                acknowledged = set()
-            done = [(sid, p) for sid, p in chosen if p.id in acknowledged]
+        settled = policy.settle(response)
+        if settled.verdict is Verdict.ACKNOWLEDGED:
+            done = [(sid, p) for sid, p in chosen if p.id in settled.acknowledged]
             await self._done(group, done)
             self.counters.flushed += len(done)
-            missing = [(sid, p) for sid, p in chosen if p.id not in acknowledged]
+            missing = [(sid, p) for sid, p in chosen if p.id not in settled.acknowledged]
             if missing:
                 self._retry(group, missing, None, "not acknowledged by the edge")
-            return
-        if status == 400:
+        elif settled.verdict is Verdict.REFUSED:
             # Narrowed by notification id: an id twice in ``chosen`` was sent once, and is settled as one.
             sent = list(dict.fromkeys(p.id for _, p in chosen))
             narrowed = await self.refusals.narrow(sent, response.body, f"{group.client}:{group.visitor}")
             if narrowed.dead:
-                logger.warning("edge refused %d notification(s) with 400: %s", len(narrowed.dead), narrowed.reason)
                 dead = set(narrowed.dead)
-                self._dead_letter(group, [(sid, p) for sid, p in chosen if p.id in dead], narrowed.reason, status)
+                self._dead_letter(
+                    group, [(sid, p) for sid, p in chosen if p.id in dead], narrowed.reason, response.status
+                )
             for piece in narrowed.resend:
                 again = set(piece)
                 await self.deliver(group, [(sid, p) for sid, p in chosen if p.id in again])
-            return
-        reason = _reason(response)
-        if status in RETRYABLE_4XX or status >= 500:
-            self._retry(group, chosen, _retry_after(response), reason)
+        elif settled.verdict is Verdict.RETRY:
+            self._retry(group, chosen, settled.retry_after_s, settled.reason)
         else:
-            logger.warning("edge refused %d notification(s) with %d: %s", len(chosen), status, reason)
-            self._dead_letter(group, chosen, reason, status)
+            self._dead_letter(group, chosen, settled.reason, response.status)
 
     def _dead_letter(self, group: Group, chosen: list[tuple[bytes, Pending]], reason: str, status: int | None) -> None:
+        if status is not None:
+            logger.warning("edge refused %d notification(s) with %d: %s", len(chosen), status, reason)
         self.store.dead_letter([p for _, p in chosen], reason, status)
         self.counters.dead_lettered += len(chosen)
         self._forget(group, [sid for sid, _ in chosen])
@@ -508,7 +506,7 @@ class StreamFlusher:
             return
         try:
             for start in range(0, len(left), TOUCH_CHUNK):
-                await self.redis.run(lambda chunk=left[start : start + TOUCH_CHUNK]: self._ack(chunk))
+                await self.redis.run(partial(self._ack, left[start : start + TOUCH_CHUNK]))
         except Unavailable:
             self._unacked[:0] = left
 
@@ -518,17 +516,16 @@ class StreamFlusher:
         self.counters.failed += len(chosen)
         for _, pending in chosen:
             pending.attempts += 1
-        exhausted = [(sid, p) for sid, p in chosen if p.attempts >= self.max_attempts]
+        backoff = self.backoff
+        exhausted = [(sid, p) for sid, p in chosen if backoff.gives_up(p.attempts)]
         if exhausted:
-            self._dead_letter(group, exhausted, f"gave up after {self.max_attempts} attempts: {reason}", None)
-        again = [p for _, p in chosen if p.attempts < self.max_attempts]
+            self._dead_letter(group, exhausted, f"gave up after {backoff.max_attempts} attempts: {reason}", None)
+        again = [p for _, p in chosen if not backoff.gives_up(p.attempts)]
         if not again:
             return
-        attempts = max(p.attempts for p in again) - 1
-        delay = min(self.retry_cap_s, self.retry_base_s * 2**attempts) * random.uniform(0.5, 1.0)
         held = self._held.get(group)
         if held is not None:
-            held.not_before = time.time() + max(delay, retry_after_s or 0.0)
+            held.not_before = time.time() + backoff.delay(max(p.attempts for p in again), retry_after_s)
         self.counters.retried += len(again)
 
     def document(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from limits import RateLimitItem
 from limits.aio.storage import RedisStorage
@@ -79,7 +79,7 @@ class SharedCallBudget(CallBudget):
             await super().spend(calls)
             return
         token = f"{self.redis.instance}:{secrets.token_hex(6)}"
-        args = [int(HELD_S * 1000), self.per_minute, calls, int(self.max_wait_s * 1000), token]
+        args: list[Any] = [int(HELD_S * 1000), self.per_minute, calls, int(self.max_wait_s * 1000), token]
         try:
             wait_ms = int(await self.redis.run(lambda: self._spend(keys=[self.key], args=args)))
         except Unavailable:
@@ -112,18 +112,17 @@ class SharedLimiter:
     def __init__(self, local: MovingWindowRateLimiter, redis: SharedRedis) -> None:
         self.local = local
         self.redis = redis
+        # The gateway's own connections (limits types its options as plain values only).
+        pool: dict[str, Any] = {"connection_pool": redis.client.connection_pool}
         storage = RedisStorage(
-            limits_uri(redis.url),
-            implementation="redispy",
-            key_prefix=redis.key("client-rate"),
-            connection_pool=redis.client.connection_pool,
+            limits_uri(redis.url), implementation="redispy", key_prefix=redis.key("client-rate"), **pool
         )
         self.shared = MovingWindowRateLimiter(storage)
 
     async def _either(self, shared: Callable[[], Awaitable[T]], local: Callable[[], Awaitable[T]]) -> T:
         if self.redis.up:
             try:
-                return await self.redis.run(shared)  # type: ignore[no-any-return]
+                return await self.redis.run(shared)
             except Unavailable:
                 pass
         return await local()

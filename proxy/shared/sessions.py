@@ -234,7 +234,7 @@ class SharedSessionStore(InMemorySessionStore):
             for record in records:
                 primary = record.keys[0]
                 key = self.redis.key("session", primary)
-                mapping = {
+                mapping: dict[Any, str] = {
                     "s": record.session_id,
                     "e": record.edge_host or "",
                     "l": record.location or "",

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from proxy.notifications import flusher as flusher_module
 from proxy.notifications.flusher import Flusher
+from proxy.notifications.policy import Backoff
 from proxy.notifications.queue import NotificationQueue
 from proxy.notifications.refusals import RefusalPolicy
 from proxy.notifications.store import Group, NewNotification, NotificationStore
@@ -344,7 +345,8 @@ async def flushing(
     await upstream.start()
     try:
         refusals = RefusalPolicy(options.pop("per_visitor", 12), options.pop("per_minute", 120))
-        yield Flusher(NotificationQueue(store, 50), upstream, refusals, **{"max_delay_s": 0.0, **options})
+        backoff = Backoff(base_s=options.pop("retry_base_s", 0.5))
+        yield Flusher(NotificationQueue(store, 50), upstream, refusals, backoff, **{"max_delay_s": 0.0, **options})
     finally:
         await upstream.close()
         store.close()

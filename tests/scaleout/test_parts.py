@@ -17,6 +17,7 @@ from starlette.requests import Request
 
 from proxy.cache import CachedMbox
 from proxy.errors import ApiError
+from proxy.notifications.policy import Backoff
 from proxy.notifications.refusals import RefusalPolicy
 from proxy.notifications.store import NotificationStore
 from proxy.settings import Settings
@@ -82,13 +83,11 @@ class Flushing:
             self.queue,
             edge,  # type: ignore[arg-type]
             RefusalPolicy(per_visitor=12, per_minute=120),
+            Backoff(base_s=0.01, cap_s=0.02, max_attempts=5),
             max_delay_s=0.0,
             claim_idle_s=claim_idle_s,  # nothing is claimed by its idle time unless a test wants it
             max_held=1000,
             tick_s=0.01,
-            retry_base_s=0.01,
-            retry_cap_s=0.02,
-            max_attempts=5,
         )
 
     async def __aenter__(self) -> Flushing:
@@ -181,6 +180,49 @@ def test_refused_notifications_cost_at_most_the_refusal_budget(redis_server: Red
         assert sorted(d["notification"]["id"] for d in dead[12:]) == sorted(rest)
         assert all("budget" in d["reason"] for d in dead[12:])
         assert part.flusher.refusals.counters.calls == 12
+
+    asyncio.run(scenario())
+
+
+class ScriptedEdge(Edge):
+    """Answers each call with the next of ``answers``: (status, headers, ids it acknowledges or None for all)."""
+
+    def __init__(self, *answers: tuple[int, dict[str, str], set[str] | None]) -> None:
+        super().__init__()
+        self.answers = list(answers)
+        self.at: list[float] = []
+
+    async def request(self, method: str, host: str, path: str, **kwargs: Any) -> UpstreamResponse:
+        ids = [n["id"] for n in orjson.loads(kwargs["body"])["notifications"]]
+        self.calls.append(ids)
+        self.at.append(time.monotonic())
+        status, headers, acknowledged = self.answers[min(len(self.calls), len(self.answers)) - 1]
+        chosen = ids if acknowledged is None else [i for i in ids if i in acknowledged]
+        body = {"notifications": [{"id": i} for i in chosen]} if status < 300 else {"message": "busy"}
+        return UpstreamResponse(status, headers, orjson.dumps(body))
+
+
+def test_an_id_missing_from_the_answer_is_sent_again(redis_server: RedisServer, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        edge = ScriptedEdge((200, {}, {"a", "c"}), (200, {}, None))
+        async with Flushing(redis_server, tmp_path, edge) as part:
+            part.flusher.max_delay_s = 0.5  # all in one batch
+            await part.add(notes("a", "b", "c"))
+            await until(lambda: _settled(part))
+        assert edge.calls == [["a", "b", "c"], ["b"]]
+        assert (part.queue.counters.flushed, part.queue.counters.retried) == (3, 1)
+
+    asyncio.run(scenario())
+
+
+def test_429_waits_at_least_its_retry_after(redis_server: RedisServer, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        edge = ScriptedEdge((429, {"retry-after": "1"}, None), (200, {}, None))
+        async with Flushing(redis_server, tmp_path, edge) as part:
+            await part.add(notes("a"))
+            await until(lambda: _settled(part))
+        assert edge.calls == [["a"], ["a"]]
+        assert edge.at[1] - edge.at[0] >= 1.0, "the backoff (0.01 s here) never goes below Retry-After"
 
     asyncio.run(scenario())
 

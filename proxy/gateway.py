@@ -1,0 +1,176 @@
+"""The composition root: every long-lived part of a gateway, built once, and their lifecycle.
+
+Each part that gateways may share is chosen here, once, before anything uses it: in memory for a gateway
+of its own, on Redis (``proxy.shared``) when ``redis_url`` is set. Nothing replaces a part afterwards.
+The notification log on disk, its flusher and the refusal policy are there either way: with Redis they
+take what cannot reach the stream while Redis is down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from proxy import logs
+from proxy.activation import ActivationGuard
+from proxy.auth import ClientKeys
+from proxy.cache import InMemoryContentCache
+from proxy.credentials import TokenProvider
+from proxy.logs import AccessLog
+from proxy.notifications.flusher import Flusher
+from proxy.notifications.policy import Backoff
+from proxy.notifications.queue import Counters, NotificationQueue
+from proxy.notifications.refusals import RefusalPolicy
+from proxy.notifications.store import NotificationStore
+from proxy.prefetch import PrefetchPlanner
+from proxy.ratelimit import CallBudget
+from proxy.sessions import InMemorySessionStore, SessionLimiter
+from proxy.settings import Settings
+from proxy.upstream import Upstream
+
+if TYPE_CHECKING:
+    from proxy.shared import SharedParts
+
+logger = logging.getLogger("proxy")
+
+
+@dataclass
+class Shareable:
+    """The parts that are either a gateway's own (in memory) or shared with other gateways (on Redis)."""
+
+    sessions: InMemorySessionStore
+    cache: InMemoryContentCache
+    queue: NotificationQueue
+    keys: ClientKeys
+    guard: ActivationGuard
+    admin_budget: CallBudget
+    budget_for: Callable[[str], CallBudget]  # a client's bulk profile API budget
+
+
+@dataclass
+class Gateway:
+    """The gateway's long-lived parts, reachable from ``app.state.gateway``."""
+
+    settings: Settings
+    upstream: Upstream
+    sessions: InMemorySessionStore
+    limiter: SessionLimiter
+    keys: ClientKeys
+    cache: InMemoryContentCache
+    planner: PrefetchPlanner
+    store: NotificationStore
+    queue: NotificationQueue
+    flusher: Flusher
+    refusals: RefusalPolicy
+    tokens: TokenProvider
+    guard: ActivationGuard
+    admin_budget: CallBudget
+    budget_for: Callable[[str], CallBudget]
+    access_log: AccessLog
+    shared: SharedParts | None  # with Redis: its connection and the stream's flusher
+
+    def redis_check(self) -> dict[str, Any] | None:
+        return self.shared.check() if self.shared is not None else None
+
+    async def start(self) -> None:
+        await self.upstream.start()
+        self.store.open()
+        self.flusher.start()
+        if self.shared is not None:
+            await self.shared.start()
+        self.access_log.start()
+
+    async def stop(self) -> None:
+        grace = self.settings.shutdown_grace_seconds
+        if self.shared is not None:
+            held = await self.shared.stop(grace)
+            if held:
+                logger.warning("%d notification(s) left in the redis stream for the other gateways", held)
+        left = await self.flusher.stop(grace)
+        if left:
+            logger.warning("%d notification(s) kept in %s for the next start", left, self.settings.notification_store)
+        self.store.close()
+        await self.upstream.close()
+        self.access_log.stop()
+
+
+def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotonic) -> Gateway:
+    upstream = Upstream(settings)
+    store = NotificationStore(
+        settings.notification_store,
+        settings.notification_max_backlog,
+        synchronous=settings.notification_sync.upper(),
+        dead_letter_path=settings.notification_dead_letters,
+    )
+    refusals = RefusalPolicy(
+        settings.notification_refusal_calls_per_visitor, settings.notification_refusal_calls_per_minute
+    )
+    counters = Counters()  # one set for the local log and the stream alike
+    # The local log's queue: every notification's path without Redis, and the fallback with it.
+    local = NotificationQueue(store, settings.notification_batch_size, counters)
+    backoff = Backoff(
+        settings.notification_retry_base_ms / 1000,
+        settings.notification_retry_cap_ms / 1000,
+        settings.notification_max_attempts,
+    )
+    flusher = Flusher(local, upstream, refusals, backoff, max_delay_s=settings.notification_max_delay_ms / 1000)
+    shared: SharedParts | None = None
+    if settings.redis_url:
+        from proxy.shared import build_shared  # imports redis only when it is used
+
+        shared = build_shared(settings, clock, upstream, store, counters, refusals, backoff)
+        parts = Shareable(
+            shared.sessions, shared.cache, shared.queue, shared.keys, shared.guard, shared.admin_budget, shared.budget
+        )
+    else:
+        parts = own_parts(settings, clock, local)
+    return Gateway(
+        settings=settings,
+        upstream=upstream,
+        sessions=parts.sessions,
+        limiter=SessionLimiter(settings.session_max_concurrent),
+        keys=parts.keys,
+        cache=parts.cache,
+        planner=PrefetchPlanner(settings.prefetch_groups, learn=settings.prefetch_learn),
+        store=store,
+        queue=parts.queue,
+        flusher=flusher,
+        refusals=refusals,
+        tokens=TokenProvider(settings, upstream),
+        guard=parts.guard,
+        admin_budget=parts.admin_budget,
+        budget_for=parts.budget_for,
+        access_log=AccessLog(
+            settings.access_log,
+            settings.log_visitor_salt.get_secret_value()
+            if settings.log_visitor_salt
+            else logs.stored_salt(settings.notification_store.parent / "log-salt"),
+        ),
+        shared=shared,
+    )
+
+
+def own_parts(settings: Settings, clock: Callable[[], float], queue: NotificationQueue) -> Shareable:
+    """A gateway of its own: every shareable part in memory."""
+
+    def budget_for(client: str) -> CallBudget:
+        return CallBudget(settings.admin_calls_per_minute, settings.admin_queue_seconds)
+
+    return Shareable(
+        sessions=InMemorySessionStore(settings.session_ttl_seconds, settings.session_max_visitors, clock),
+        cache=InMemoryContentCache(
+            ttl_seconds=settings.cache_ttl_seconds or settings.session_ttl_seconds,
+            max_entries=settings.cache_max_entries,
+            max_bytes=settings.cache_max_bytes,
+            stale_seconds=settings.cache_stale_seconds,
+            clock=clock,
+        ),
+        queue=queue,
+        keys=ClientKeys(settings.client_keys, settings.client_key_rate),
+        guard=ActivationGuard(settings.activation_job_timeout_seconds),
+        admin_budget=CallBudget(settings.admin_calls_per_minute, settings.admin_queue_seconds),
+        budget_for=budget_for,
+    )

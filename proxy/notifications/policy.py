@@ -1,0 +1,93 @@
+"""How an upstream answer to a batch of notifications settles it, and when a failed one goes again: one
+policy for both pipelines (the local log's ``Flusher`` and the Redis stream's ``StreamFlusher``).
+
+- 2xx: the ids in the answer are done; an id missing from it failed and is tried again.
+- 400: one bad token or timestamp spoils the whole call upstream: the batch is narrowed down to the bad
+  notification (``refusals``).
+- 408, 420, 429, 5xx, timeouts, lost connections: tried again after an exponential, jittered delay (at
+  least the upstream's Retry-After), up to ``max_attempts``; then the dead-letter file.
+- Any other 4xx: the dead-letter file, with the upstream's reason.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass
+
+import orjson
+
+from proxy.upstream import UpstreamResponse
+
+RETRYABLE_4XX = frozenset({408, 420, 429})
+
+
+class Verdict(enum.Enum):
+    ACKNOWLEDGED = "acknowledged"  # some or all ids: the rest are retried
+    RETRY = "retry"
+    REFUSED = "refused"  # narrowed down to the bad notification
+    DEAD = "dead"  # dead-lettered as a whole
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    verdict: Verdict
+    reason: str = ""
+    acknowledged: frozenset[str] = frozenset()
+    retry_after_s: float | None = None
+
+
+def settle(response: UpstreamResponse) -> Settlement:
+    """What the edge's answer to a notification call means for the notifications it carried."""
+    status = response.status
+    if 200 <= status < 300:
+        return Settlement(Verdict.ACKNOWLEDGED, acknowledged=acknowledged_ids(response.body))
+    if status == 400:
+        return Settlement(Verdict.REFUSED, reason(response))
+    if status in RETRYABLE_4XX or status >= 500:
+        return Settlement(Verdict.RETRY, reason(response), retry_after_s=retry_after(response))
+    return Settlement(Verdict.DEAD, reason(response))
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    base_s: float = 0.5
+    cap_s: float = 300.0
+    max_attempts: int = 100
+
+    def gives_up(self, attempts: int) -> bool:
+        """After ``attempts`` calls that failed, is it time for the dead-letter file?"""
+        return attempts >= self.max_attempts
+
+    def delay(self, attempts: int, retry_after_s: float | None = None) -> float:
+        """Seconds to wait after the ``attempts``-th failed call: doubling from ``base_s`` up to ``cap_s``,
+        jittered down to half, never below the upstream's Retry-After."""
+        delay = min(self.cap_s, self.base_s * 2 ** max(0, attempts - 1)) * random.uniform(0.5, 1.0)
+        return max(delay, retry_after_s or 0.0)
+
+
+def acknowledged_ids(body: bytes) -> frozenset[str]:
+    try:
+        answer = orjson.loads(body)
+        notes = answer.get("notifications") or []
+        return frozenset(n["id"] for n in notes if isinstance(n, dict) and isinstance(n.get("id"), str))
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        return frozenset()
+
+
+def reason(response: UpstreamResponse) -> str:
+    try:
+        message = orjson.loads(response.body).get("message")
+        if isinstance(message, str):
+            return message
+    except (orjson.JSONDecodeError, AttributeError):
+        pass
+    return f"upstream answered {response.status}"
+
+
+def retry_after(response: UpstreamResponse) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
