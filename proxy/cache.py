@@ -81,7 +81,8 @@ class VisitorContent:
 
 
 class ContentCache(Protocol):
-    shared: bool
+    """Visitors' prefetched content: in this process's memory, or shared on Redis (``prepare`` brings a
+    visitor's content in before ``lookup``; ``published`` waits until what changed is written)."""
 
     async def prepare(self, client: str, visitor: str, context: str) -> None: ...
 
@@ -126,7 +127,6 @@ class _Visitors(LRUCache[tuple[str, str], VisitorContent]):
 
 class InMemoryContentCache:
     # Content shared with other gateways (proxy.shared.cache) is brought into memory by prepare().
-    shared = False
 
     def __init__(
         self,

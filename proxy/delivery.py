@@ -27,8 +27,8 @@ from proxy.coalesce import SingleFlight
 from proxy.errors import ApiError
 from proxy.hotpath import HotPaths, Incoming, Outgoing
 from proxy.notifications import telemetry
+from proxy.notifications.model import BacklogFull, Group
 from proxy.notifications.queue import NotificationQueue, view_notification
-from proxy.notifications.store import BacklogFull
 from proxy.prefetch import PrefetchPlanner
 from proxy.sessions import SessionLimiter, SessionRecord, SessionStore
 from proxy.settings import Settings
@@ -114,8 +114,6 @@ class DeliveryRoutes:
         self.planner = planner
         self.queue = queue
         self.flight = SingleFlight()
-        # Gateways sharing state on Redis: bring the visitor's session and content into memory first.
-        self.shared = bool(getattr(sessions, "shared", False))
 
     def mount(self, paths: HotPaths) -> None:
         paths.prefix("/rest/v1/mbox/", self.single_mbox, "/rest/v1/mbox/{sessionId}")
@@ -179,9 +177,9 @@ class DeliveryRoutes:
         learn_and_hide(document, document.get("id"), record, self.sessions, client)
         if record.visitor and miss.context is not None:
             self.cache.fill(client, record.visitor, miss.context, translate.cached_mboxes(document))
-        if self.shared:  # what the miss taught (edge, tntId, content) is in Redis before the answer
-            await self.sessions.published()
-            await self.cache.published()
+        # Shared on Redis: what the miss taught (edge, tntId, content) is written before the answer.
+        await self.sessions.published()
+        await self.cache.published()
         return document
 
     async def fetch_once(self, incoming: Incoming, miss: Miss) -> dict[str, Any] | None:
@@ -204,14 +202,8 @@ class DeliveryRoutes:
         notes: list[dict[str, Any]],
     ) -> None:
         assert record.visitor is not None
-        await self.queue.add(
-            client,
-            record.visitor,
-            record.session_id,
-            record.edge_host,
-            upstream_ids(record, given_ids),
-            notes,
-        )
+        group = Group(client, record.visitor, record.session_id)
+        await self.queue.add(group, record.edge_host, upstream_ids(record, given_ids), notes)
 
     # --- POST /rest/v1/mbox/{sessionId}?client=C and POST /rest/v1/mbox?client=C ------------------------
 
@@ -222,8 +214,7 @@ class DeliveryRoutes:
             validation.session_id(supplied)
         body = validation.single_mbox(parse_json(incoming.body))
         ids = VisitorIds.parse(body)
-        if self.shared:
-            await self.sessions.prepare(ids.keys(client), supplied)
+        await self.sessions.prepare(ids.keys(client), supplied)  # shared on Redis: brought into memory
         record = self.sessions.resolve(ids.keys(client), supplied)
         if ids.tnt_id:
             record.tnt_id = ids.tnt_id
@@ -236,7 +227,7 @@ class DeliveryRoutes:
             return await self.forward_single(incoming, body, record, client)
         context = translate.single_context(body)
         visitor = record.visitor
-        if self.shared and visitor:
+        if visitor:
             await self.cache.prepare(client, visitor, context)
         impression_id = (body.get("requestLocation") or {}).get("impressionId")
         if clicked:
@@ -349,8 +340,7 @@ class DeliveryRoutes:
         body = validation.batch_mbox(parse_json(incoming.body), validation.MAX_NOTIFICATIONS)
         client = body["client"]
         ids = VisitorIds.parse(body.get("id"))
-        if self.shared:
-            await self.sessions.prepare(ids.keys(client), None)
+        await self.sessions.prepare(ids.keys(client), None)
         record = self.sessions.resolve(ids.keys(client), None)
         if ids.tnt_id:
             record.tnt_id = ids.tnt_id
@@ -393,8 +383,7 @@ class DeliveryRoutes:
             validation.session_id(supplied)
         body = validation.delivery(parse_json(incoming.body), validation.MAX_NOTIFICATIONS)
         ids = VisitorIds.parse(body.get("id"))
-        if self.shared:
-            await self.sessions.prepare(ids.keys(client), supplied)
+        await self.sessions.prepare(ids.keys(client), supplied)  # shared on Redis: brought into memory
         record = self.sessions.resolve(ids.keys(client), supplied)
         if ids.tnt_id:
             record.tnt_id = ids.tnt_id
@@ -411,8 +400,7 @@ class DeliveryRoutes:
                 return answer(self.delivery_document(body, record, client, notes))
         context = delivery_context(body)
         if context is not None and record.visitor:
-            if self.shared:
-                await self.cache.prepare(client, record.visitor, context)
+            await self.cache.prepare(client, record.visitor, context)
             hit = await self.delivery_from_cache(body, record, client, context, notes if accepted else [])
             if hit is not None:
                 incoming.cache = "hit"

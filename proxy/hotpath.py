@@ -134,6 +134,10 @@ class HotPaths:
     def prefix(self, prefix: str, handler: Handler, route: str) -> None:
         self._prefixes[prefix] = (handler, route)
 
+    def routes(self) -> set[str]:
+        """The route templates this answers (POST), for the OpenAPI document's checks."""
+        return {route for _, route in (*self._exact.values(), *self._prefixes.values())}
+
     def _match(self, scope: Scope) -> tuple[Handler, str, str | None] | None:
         path: str = scope["path"]
         found = self._exact.get(path)

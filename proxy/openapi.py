@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from proxy import __version__
@@ -47,7 +48,7 @@ ERROR_MEANING = {
     503: "Not ready, or upstream unavailable.",
     504: "Upstream did not answer in time.",
 }
-DELIVERY_ERRORS = (400, 413, 420, 502, 503, 504)
+DELIVERY_ERRORS = (400, 413, 415, 420, 502, 503, 504)
 BEARER: list[dict[str, list[str]]] = [{"clientKey": []}]
 CLIENT_QUERY = {
     "name": "client",
@@ -196,6 +197,18 @@ def passthrough(summary: str, tag: str) -> dict[str, Any]:
     return {method: operation for method in ("get", "post", "put", "patch", "delete")}
 
 
+def operation_id(method: str, template: str) -> str:
+    """``post /rest/v1/mbox/{sessionId}`` -> ``postRestV1MboxBySessionId``."""
+    words = []
+    for segment in re.sub(r"[^A-Za-z0-9{}/]", "", template).split("/"):
+        if segment.startswith("{"):
+            name = segment.strip("{}")
+            words.append("By" + name[:1].upper() + name[1:])
+        elif segment:
+            words.append(segment[:1].upper() + segment[1:])
+    return method + "".join(words)
+
+
 def document() -> dict[str, Any]:
     bulk_update = {
         "tags": ["profiles"],
@@ -313,8 +326,10 @@ def document() -> dict[str, Any]:
             }
         },
         "/{tenant}/target/{path}": passthrough("Target Admin API (activities, offers, audiences, ...)", "admin"),
-        "/data/core/{path}": passthrough(
-            "Experience Platform activation, segment and export jobs, external audiences", "platform"
+        "/data/{path}": passthrough(
+            "Experience Platform: activation, segment and export jobs, external audiences (core/...), "
+            "dataflow runs (foundation/flowservice/runs/...)",
+            "platform",
         ),
         "/healthz": {"get": {"tags": ["operations"], "summary": "Alive", "responses": answers("Alive")}},
         "/readyz": {
@@ -396,10 +411,21 @@ def document() -> dict[str, Any]:
             }
         },
     }
-    for template in ("/{tenant}/target/{path}", "/data/core/{path}"):
-        names = ["tenant", "path"] if "tenant" in template else ["path"]
-        for operation in paths[template].values():
-            operation["parameters"] = [{"name": n, "in": "path", "required": True, "schema": STRING} for n in names]
+    rest = {
+        "name": "path",
+        "in": "path",
+        "required": True,
+        "description": "The rest of the path, slashes included; only what the gateway's allowlist names is forwarded.",
+        "schema": STRING,
+    }
+    tenant = {"name": "tenant", "in": "path", "required": True, "schema": STRING}
+    for template in ("/{tenant}/target/{path}", "/data/{path}"):
+        for method, operation in paths[template].items():
+            operation = paths[template][method] = dict(operation)  # one object per method, each its own id
+            operation["parameters"] = [tenant, rest] if "tenant" in template else [rest]
+    for template, operations in paths.items():
+        for method, operation in operations.items():
+            operation.setdefault("operationId", operation_id(method, template))
     return {
         "openapi": "3.1.0",
         "info": {

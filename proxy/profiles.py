@@ -87,8 +87,7 @@ class ProfileRoutes:
 
     async def _find(self, keys: list[str]) -> SessionRecord | None:
         """The visitor's record (brought from Redis first when gateways share their sessions)."""
-        if self.sessions.shared:
-            await self.sessions.prepare(keys, None, create=False)
+        await self.sessions.prepare(keys, None, create=False)
         return self.sessions.find(keys)
 
     async def _fetch(self, request: Request, host: str, path: str) -> Response:

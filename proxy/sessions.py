@@ -45,7 +45,8 @@ def new_session_id() -> str:
 
 
 class SessionStore(Protocol):
-    shared: bool
+    """Visitors' sessions: in this process's memory, or shared on Redis (``prepare`` brings a visitor's
+    records in before ``resolve``; ``published`` waits until what changed is written)."""
 
     async def prepare(self, keys: list[str], supplied_session: str | None, create: bool = True) -> None: ...
 
@@ -89,7 +90,6 @@ class InMemorySessionStore:
     """Bounded by visitors (least recently used out first), expired by time on access and by sweep."""
 
     # Records shared with other gateways (proxy.shared.sessions) are brought into memory by prepare().
-    shared = False
     record_type: type[SessionRecord] = SessionRecord
 
     def __init__(self, ttl_seconds: float, max_visitors: int, clock: Callable[[], float] = time.monotonic) -> None:

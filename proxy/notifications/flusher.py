@@ -11,17 +11,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from urllib.parse import urlencode
 
-import orjson
-
-from proxy.affinity import client_host
 from proxy.errors import ApiError
-from proxy.notifications import policy, telemetry
+from proxy.notifications import policy
+from proxy.notifications.model import Group, Pending
 from proxy.notifications.policy import Backoff, Verdict
 from proxy.notifications.queue import NotificationQueue
 from proxy.notifications.refusals import RefusalPolicy
-from proxy.notifications.store import Group, Pending
 from proxy.upstream import Upstream, UpstreamResponse
 
 logger = logging.getLogger("proxy.notifications")
@@ -126,17 +122,8 @@ class Flusher:
             raise
 
     async def deliver(self, pending: Sequence[Pending]) -> None:
-        first = pending[0]
-        body = telemetry.notification_batch(first.ids_json, [p.payload_json for p in pending])
-        path = "/rest/v1/delivery?" + urlencode({"client": first.client, "sessionId": first.session_id})
         try:
-            response = await self.upstream.request(
-                "POST",
-                first.edge_host or client_host(first.client),
-                path,
-                body=orjson.dumps(body),
-                headers={"content-type": "application/json"},
-            )
+            response = await policy.send(self.upstream, pending)
         except ApiError as exc:
             self._retry(pending, None, exc.message)
             return

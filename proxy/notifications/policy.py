@@ -1,5 +1,5 @@
-"""How an upstream answer to a batch of notifications settles it, and when a failed one goes again: one
-policy for both pipelines (the local log's ``Flusher`` and the Redis stream's ``StreamFlusher``).
+"""How a batch of notifications goes upstream, how the answer settles it, and when a failed one goes
+again: one policy for both pipelines (the local log's ``Flusher`` and the Redis stream's ``StreamFlusher``).
 
 - 2xx: the ids in the answer are done; an id missing from it failed and is tried again.
 - 400: one bad token or timestamp spoils the whole call upstream: the batch is narrowed down to the bad
@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import enum
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import orjson
 
-from proxy.upstream import UpstreamResponse
+from proxy.affinity import client_host
+from proxy.notifications import telemetry
+from proxy.notifications.model import Pending
+from proxy.upstream import Upstream, UpstreamResponse
 
 RETRYABLE_4XX = frozenset({408, 420, 429})
 
@@ -35,6 +40,21 @@ class Settlement:
     reason: str = ""
     acknowledged: frozenset[str] = frozenset()
     retry_after_s: float | None = None
+
+
+async def send(upstream: Upstream, pending: Sequence[Pending]) -> UpstreamResponse:
+    """One Delivery API call carrying ``pending`` (one visitor's, one session's) to the visitor's edge, with
+    the telemetry riding on them; raises ``ApiError`` when no answer came."""
+    first = pending[0]
+    body = telemetry.notification_batch(first.ids_json, [p.payload_json for p in pending])
+    path = "/rest/v1/delivery?" + urlencode({"client": first.client, "sessionId": first.session_id})
+    return await upstream.request(
+        "POST",
+        first.edge_host or client_host(first.client),
+        path,
+        body=orjson.dumps(body),
+        headers={"content-type": "application/json"},
+    )
 
 
 def settle(response: UpstreamResponse) -> Settlement:

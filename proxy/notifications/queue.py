@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy.cache import CachedMbox
-from proxy.notifications.store import Group, NewNotification, NotificationStore, Pending
+from proxy.notifications.model import Group, NewNotification, Pending
+from proxy.notifications.store import NotificationStore
 
 RIDE_LEASE_S = 30.0
 # Notification ids: unique per process start (a random prefix) and cheap (a counter, no system call).
@@ -53,17 +54,12 @@ class NotificationQueue:
         self.counters = counters if counters is not None else Counters()
 
     async def add(
-        self,
-        client: str,
-        visitor: str,
-        session_id: str,
-        edge_host: str | None,
-        ids: dict[str, Any],
-        notes: Sequence[dict[str, Any]],
+        self, group: Group, edge_host: str | None, ids: dict[str, Any], notes: Sequence[dict[str, Any]]
     ) -> None:
         """Durably accept notifications for one visitor (raises BacklogFull when the store is full)."""
         if not notes:
             return
+        client, visitor, session_id = group.client, group.visitor, group.session_id
         await self.store.add([NewNotification(client, visitor, session_id, edge_host, ids, note) for note in notes])
         self.counters.accepted += len(notes)
 

@@ -1,4 +1,5 @@
-"""The write-ahead store of notifications: an append-only log of JSON lines.
+"""The write-ahead store of notifications: an append-only log of JSON lines (its format: ``log``), and the
+index of what waits, in memory.
 
 A notification is written to the log before the client that caused it is answered: requests that
 arrive in the same turn of the event loop share one ``write`` (group commit), so the hot path pays
@@ -27,120 +28,21 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from proxy.notifications.deadletters import DeadLetters
+from proxy.notifications.log import Entry, compact, replay
+from proxy.notifications.model import BacklogFull, Group, NewNotification, Pending
+
 SEGMENT_BYTES = 16 * 1024 * 1024
 # An old segment whose waiting notifications are at most this share of what it held is copied
 # forward and deleted.
 COPY_FORWARD_SHARE = 0.05
-
-
-class BacklogFull(Exception):
-    """The store holds as many notifications as it may; new ones must wait."""
-
-
-@dataclass(slots=True, frozen=True)
-class Group:
-    """The notifications one upstream call may carry: one visitor, one session."""
-
-    client: str
-    visitor: str
-    session_id: str
-
-
-@dataclass(slots=True)
-class NewNotification:
-    client: str
-    visitor: str
-    session_id: str
-    edge_host: str | None
-    ids: dict[str, Any]
-    payload: dict[str, Any]
-
-    @property
-    def id(self) -> str:
-        return str(self.payload["id"])
-
-
-@dataclass(slots=True)
-class Pending:
-    """A notification handed to a call: what the call sends, and how to settle it."""
-
-    seq: int
-    id: str
-    client: str
-    visitor: str
-    session_id: str
-    edge_host: str | None
-    ids_json: bytes
-    payload_json: bytes
-    created: float
-    attempts: int
-
-    @property
-    def group(self) -> Group:
-        return Group(self.client, self.visitor, self.session_id)
-
-    @property
-    def ids(self) -> dict[str, Any]:
-        return orjson.loads(self.ids_json)
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        return orjson.loads(self.payload_json)
-
-
-@dataclass(slots=True)
-class Entry:
-    """A waiting notification, kept serialized (a call sends it as it is), with its retry state."""
-
-    group: Group
-    id: str
-    edge_host: str | None
-    ids_json: bytes
-    payload_json: bytes
-    created: float
-    segment: int
-    attempts: int = 0
-    next_attempt: float = 0.0
-
-    def pending(self, seq: int) -> Pending:
-        group = self.group
-        return Pending(
-            seq,
-            self.id,
-            group.client,
-            group.visitor,
-            group.session_id,
-            self.edge_host,
-            self.ids_json,
-            self.payload_json,
-            self.created,
-            self.attempts,
-        )
-
-    def line(self, seq: int) -> bytes:
-        group = self.group
-        record = {
-            "k": "n",
-            "s": seq,
-            "g": [group.client, group.visitor, group.session_id],
-            "e": self.edge_host,
-            "i": orjson.Fragment(self.ids_json),
-            "p": orjson.Fragment(self.payload_json),
-            "t": self.created,
-        }
-        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-
-
-def compact(data: bytes) -> bytes:
-    """A copy of its own size: orjson's results hold a 4 KB allocation each."""
-    return bytes(memoryview(data))
 
 
 @dataclass(slots=True)
@@ -168,6 +70,7 @@ class NotificationStore:
         self.max_backlog = max_backlog
         self.fsync = synchronous.upper() == "FULL"
         self.dead_letter_path = dead_letter_path or self.root / "dead-letters.jsonl"
+        self.dead_letters = DeadLetters(self.dead_letter_path, clock)
         self.clock = clock
         self.segment_bytes = segment_bytes
         self.directory = self.root / f"{os.getpid()}-{secrets.token_hex(4)}"
@@ -436,34 +339,9 @@ class NotificationStore:
 
     def dead_letter(self, pending: Sequence[Pending], reason: str, status: int | None) -> None:
         """Move notifications the edge refused for good to the dead-letter file, with the reason."""
-        if not pending:
-            return
-        now = self.clock()
-        lines = b"".join(
-            orjson.dumps(
-                {
-                    "at": now,
-                    "status": status,
-                    "reason": reason,
-                    "client": p.client,
-                    "visitor": p.visitor,
-                    "sessionId": p.session_id,
-                    "ids": orjson.Fragment(p.ids_json),
-                    "notification": orjson.Fragment(p.payload_json),
-                    "attempts": p.attempts,
-                },
-                option=orjson.OPT_APPEND_NEWLINE,
-            )
-            for p in pending
-        )
-        self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dead_letter_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, lines)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self.ack(pending)
+        if pending:
+            self.dead_letters.write(pending, reason, status)
+            self.ack(pending)
 
     # --- keeping the log small, and adopting what others left ----------------------------------------
 
@@ -517,29 +395,3 @@ class NotificationStore:
                 os.close(fd)
         self.adopted += adopted
         return adopted
-
-
-def replay(directory: Path) -> Iterator[dict[str, Any]]:
-    """The records still waiting in a process's log directory, oldest first. A line cut short by a
-    crash (only the last one can be) is skipped."""
-    waiting: dict[int, dict[str, Any]] = {}
-    for path in sorted(directory.glob("*.log")):
-        with path.open("rb") as handle:
-            for line in handle:
-                try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue
-                if record.get("k") == "n":
-                    waiting[record["s"]] = record
-                elif record.get("k") == "a":
-                    for seq in record.get("s", ()):
-                        waiting.pop(seq, None)
-    for seq in sorted(waiting):
-        yield waiting[seq]
-
-
-def stored(root: Path) -> list[dict[str, Any]]:
-    """Every notification waiting under a store's root, whichever process wrote it (for operators and
-    tests; reads the files only)."""
-    return [record for directory in sorted(root.glob("*-*")) if directory.is_dir() for record in replay(directory)]

@@ -62,8 +62,6 @@ def cached_mbox(name: str, options: bytes, metrics: bytes, events: bytes) -> Cac
 
 
 class SharedContentCache(InMemoryContentCache):
-    shared = True
-
     def __init__(
         self,
         redis: SharedRedis,

@@ -32,18 +32,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, cast
-from urllib.parse import urlencode
 
 import orjson
 from redis.exceptions import ResponseError
 
-from proxy.affinity import client_host
 from proxy.errors import ApiError
-from proxy.notifications import policy, telemetry
+from proxy.notifications import policy
+from proxy.notifications.model import BacklogFull, Group, Pending
 from proxy.notifications.policy import Backoff, Verdict
 from proxy.notifications.queue import Counters, NotificationQueue
 from proxy.notifications.refusals import RefusalPolicy
-from proxy.notifications.store import BacklogFull, Group, NotificationStore, Pending
+from proxy.notifications.store import NotificationStore
 from proxy.shared.connection import Background, SharedRedis, Unavailable
 from proxy.upstream import Upstream, UpstreamResponse
 
@@ -58,8 +57,6 @@ FORGET_CONSUMER_MS = 3_600_000
 
 
 class SharedNotificationQueue(NotificationQueue):
-    shared = True
-
     def __init__(
         self, store: NotificationStore, batch_size: int, redis: SharedRedis, counters: Counters | None = None
     ) -> None:
@@ -76,25 +73,19 @@ class SharedNotificationQueue(NotificationQueue):
         self.flusher: StreamFlusher | None = None
 
     async def add(
-        self,
-        client: str,
-        visitor: str,
-        session_id: str,
-        edge_host: str | None,
-        ids: dict[str, Any],
-        notes: Sequence[dict[str, Any]],
+        self, group: Group, edge_host: str | None, ids: dict[str, Any], notes: Sequence[dict[str, Any]]
     ) -> None:
         if not notes:
             return
         if self.redis.up:
             if self.stream_depth + len(notes) > self.store.max_backlog:
                 raise BacklogFull(f"{self.store.max_backlog} notifications are waiting")
-            group = f"{client}{SEPARATOR}{visitor}{SEPARATOR}{session_id}"
+            key = SEPARATOR.join((group.client, group.visitor, group.session_id))
             ids_json = orjson.dumps(ids)
             created = repr(time.time())
             entries = [
                 {
-                    "g": group,
+                    "g": key,
                     "e": edge_host or "",
                     "i": ids_json,
                     "p": orjson.dumps(note),
@@ -112,7 +103,7 @@ class SharedNotificationQueue(NotificationQueue):
                 self.streamed += len(notes)
                 self.stream_depth += len(notes)
                 return
-        await super().add(client, visitor, session_id, edge_host, ids, notes)
+        await super().add(group, edge_host, ids, notes)
         self.spooled += len(notes)
 
     async def _append(self, entries: list[dict[str, Any]]) -> None:
@@ -425,17 +416,8 @@ class StreamFlusher:
         # One notification in two entries (an XADD that timed out, then went to the local log and back, or
         # a retried pipeline) is sent once: the edge's answer settles both.
         pending = list({p.id: p for _, p in chosen}.values())
-        first = pending[0]
-        body = telemetry.notification_batch(first.ids_json, [p.payload_json for p in pending])
-        path = "/rest/v1/delivery?" + urlencode({"client": first.client, "sessionId": first.session_id})
         try:
-            response = await self.upstream.request(
-                "POST",
-                first.edge_host or client_host(first.client),
-                path,
-                body=orjson.dumps(body),
-                headers={"content-type": "application/json"},
-            )
+            response = await policy.send(self.upstream, pending)
         except ApiError as exc:
             self._retry(group, chosen, None, exc.message)
             return

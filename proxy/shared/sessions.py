@@ -86,7 +86,6 @@ def text(value: bytes | str | None) -> str | None:
 
 
 class SharedSessionStore(InMemorySessionStore):
-    shared = True
     record_type = SharedRecord
 
     def __init__(

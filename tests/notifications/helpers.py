@@ -15,7 +15,7 @@ import aiohttp
 import httpx
 import orjson
 
-from proxy.notifications.store import stored
+from proxy.notifications.log import stored
 from tests.conftest import OPERATOR_KEY
 from tests.support import Call
 

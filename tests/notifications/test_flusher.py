@@ -17,10 +17,11 @@ from aiohttp import web
 
 from proxy.notifications import flusher as flusher_module
 from proxy.notifications.flusher import Flusher
+from proxy.notifications.model import Group, NewNotification
 from proxy.notifications.policy import Backoff
 from proxy.notifications.queue import NotificationQueue
 from proxy.notifications.refusals import RefusalPolicy
-from proxy.notifications.store import Group, NewNotification, NotificationStore
+from proxy.notifications.store import NotificationStore
 from proxy.settings import Settings
 from proxy.upstream import Upstream
 from tests.conftest import InProcessGateway

@@ -18,7 +18,9 @@ from typing import Any
 import orjson
 import pytest
 
-from proxy.notifications.store import BacklogFull, Group, NewNotification, NotificationStore, replay, stored
+from proxy.notifications.log import replay, stored
+from proxy.notifications.model import BacklogFull, Group, NewNotification
+from proxy.notifications.store import NotificationStore
 from tests.inprocess import FakeClock
 from tests.notifications.helpers import dead_letters, log_directories, stored_ids
 
@@ -510,7 +512,8 @@ def test_a_store_being_opened_is_not_adopted(root: Path, monkeypatch: pytest.Mon
 ADD_THEN_DIE = """
 import asyncio, os, signal, sys
 from pathlib import Path
-from proxy.notifications.store import Group, NewNotification, NotificationStore
+from proxy.notifications.model import Group, NewNotification
+from proxy.notifications.store import NotificationStore
 
 store = NotificationStore(Path(sys.argv[1]), max_backlog=1000)
 store.open()
@@ -557,7 +560,8 @@ def test_what_a_killed_process_wrote_survives_and_is_adopted(root: Path) -> None
 LIVE = """
 import asyncio, sys
 from pathlib import Path
-from proxy.notifications.store import NewNotification, NotificationStore
+from proxy.notifications.model import NewNotification
+from proxy.notifications.store import NotificationStore
 
 store = NotificationStore(Path(sys.argv[1]), max_backlog=1000)
 store.open()

@@ -17,6 +17,7 @@ from starlette.requests import Request
 
 from proxy.cache import CachedMbox
 from proxy.errors import ApiError
+from proxy.notifications.model import Group
 from proxy.notifications.policy import Backoff
 from proxy.notifications.refusals import RefusalPolicy
 from proxy.notifications.store import NotificationStore
@@ -101,7 +102,7 @@ class Flushing:
         await self.redis.close()
 
     async def add(self, notes: Sequence[dict[str, Any]]) -> None:
-        await self.queue.add("demo", "visitor-1", "session-1", None, {"thirdPartyId": "visitor-1"}, notes)
+        await self.queue.add(Group("demo", "visitor-1", "session-1"), None, {"thirdPartyId": "visitor-1"}, notes)
 
     async def left(self) -> tuple[int, int]:
         """Entries in the stream, and those delivered and not acknowledged."""
