@@ -205,6 +205,19 @@ class DeliveryRoutes:
         group = Group(client, record.visitor, record.session_id)
         await self.queue.add(group, record.edge_host, upstream_ids(record, given_ids), notes)
 
+    async def visitor(
+        self, incoming: Incoming, client: str, ids: VisitorIds, supplied_session: str | None
+    ) -> SessionRecord:
+        """The visitor's session record, found by any of its ids or made (brought in from Redis first when
+        gateways share it); an explicit tntId is kept on it."""
+        keys = ids.keys(client)
+        await self.sessions.prepare(keys, supplied_session)
+        record = self.sessions.resolve(keys, supplied_session)
+        if ids.tnt_id:
+            record.tnt_id = ids.tnt_id
+        incoming.visitor = record.visitor
+        return record
+
     # --- POST /rest/v1/mbox/{sessionId}?client=C and POST /rest/v1/mbox?client=C ------------------------
 
     async def single_mbox(self, incoming: Incoming) -> Outgoing:
@@ -213,12 +226,7 @@ class DeliveryRoutes:
         if supplied is not None:
             validation.session_id(supplied)
         body = validation.single_mbox(parse_json(incoming.body))
-        ids = VisitorIds.parse(body)
-        await self.sessions.prepare(ids.keys(client), supplied)  # shared on Redis: brought into memory
-        record = self.sessions.resolve(ids.keys(client), supplied)
-        if ids.tnt_id:
-            record.tnt_id = ids.tnt_id
-        incoming.visitor = record.visitor
+        record = await self.visitor(incoming, client, VisitorIds.parse(body), supplied)
         asked: str = body["mbox"]
         clicked = validation.boolean_flag(body.get("clicked"), "clicked") or asked.endswith(CLICKED)
         name = asked.removesuffix(CLICKED)
@@ -339,11 +347,7 @@ class DeliveryRoutes:
     async def batch_mbox(self, incoming: Incoming) -> Outgoing:
         body = validation.batch_mbox(parse_json(incoming.body), validation.MAX_NOTIFICATIONS)
         client = body["client"]
-        ids = VisitorIds.parse(body.get("id"))
-        await self.sessions.prepare(ids.keys(client), None)
-        record = self.sessions.resolve(ids.keys(client), None)
-        if ids.tnt_id:
-            record.tnt_id = ids.tnt_id
+        record = await self.visitor(incoming, client, VisitorIds.parse(body.get("id")), None)
         notes = body.get("notifications") or []
         if notes and record.visitor and not body.get("mboxes") and not body.get("prefetch"):
             # Notifications alone: the gateway takes them over and delivers them.
@@ -382,12 +386,7 @@ class DeliveryRoutes:
         if supplied is not None:
             validation.session_id(supplied)
         body = validation.delivery(parse_json(incoming.body), validation.MAX_NOTIFICATIONS)
-        ids = VisitorIds.parse(body.get("id"))
-        await self.sessions.prepare(ids.keys(client), supplied)  # shared on Redis: brought into memory
-        record = self.sessions.resolve(ids.keys(client), supplied)
-        if ids.tnt_id:
-            record.tnt_id = ids.tnt_id
-        incoming.visitor = record.visitor
+        record = await self.visitor(incoming, client, VisitorIds.parse(body.get("id")), supplied)
         notes: list[dict[str, Any]] = body.get("notifications") or []
         accepted = bool(notes and record.visitor)
         if accepted:

@@ -290,14 +290,26 @@ def single_mbox(body: Any) -> dict[str, Any]:
 # --- Batch mbox API: POST /rest/v2/batchmbox -----------------------------------------------------------
 
 
-def batch_mbox_entry(entry: Any, field: str, *, prefetch: bool) -> None:
+def mbox_entry(entry: Any, field: str, index_key: str, name_key: str, *, prefetch: bool) -> tuple[dict[str, Any], str]:
+    """An mbox of a batch or Delivery API request: an object with an index and a name (never ``-clicked``
+    when prefetched); the entry and its name."""
     if entry is None:
         raise fail(field.rsplit("[", 1)[0], "may not contain null elements")
     entry = require_object(entry, field)
-    non_negative_index(entry.get("indexId"), f"{field}.indexId")
-    name = entry["mbox"] = mbox_name(entry.get("mbox"), f"{field}.mbox", 250)
+    non_negative_index(entry.get(index_key), f"{field}.{index_key}")
+    name = entry[name_key] = mbox_name(entry.get(name_key), f"{field}.{name_key}", 250)
     if prefetch and name.endswith("-clicked"):
-        raise fail(f"{field}.mbox", "prefetched mboxes may not have the '-clicked' suffix")
+        raise fail(f"{field}.{name_key}", "prefetched mboxes may not have the '-clicked' suffix")
+    return entry, name
+
+
+def environment_id(value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise fail("environmentId", "must be a valid environment id")
+
+
+def batch_mbox_entry(entry: Any, field: str, *, prefetch: bool) -> None:
+    entry, name = mbox_entry(entry, field, "indexId", "mbox", prefetch=prefetch)
     if name.strip().lower() in RESERVED_MBOX_NAMES:
         raise fail(f"{field}.mbox", "is a reserved name")
     parameters(entry.get("parameters"), f"{field}.parameters", name_max=128, value_max=5000, forbid_order=True)
@@ -310,9 +322,7 @@ def batch_mbox(body: Any, max_notifications: int | None = None) -> dict[str, Any
     client_code(body.get("client"))
     visitor_id(body.get("id"))
     profile_parameters(body.get("profileParameters"), "profileParameters", name_max=128, value_max=256)
-    environment = body.get("environmentId")
-    if environment is not None and (isinstance(environment, bool) or not isinstance(environment, int)):
-        raise fail("environmentId", "must be a valid environment id")
+    environment_id(body.get("environmentId"))
     if body.get("contentAsJson") is not None and not isinstance(body.get("contentAsJson"), bool):
         raise fail("contentAsJson", "must be true or false")
     for key, is_prefetch in (("mboxes", False), ("prefetch", True)):
@@ -334,13 +344,7 @@ def batch_mbox(body: Any, max_notifications: int | None = None) -> dict[str, Any
 
 
 def delivery_mbox(entry: Any, field: str, *, prefetch: bool) -> None:
-    if entry is None:
-        raise fail(field.rsplit("[", 1)[0], "may not contain null elements")
-    entry = require_object(entry, field)
-    non_negative_index(entry.get("index"), f"{field}.index")
-    name = entry["name"] = mbox_name(entry.get("name"), f"{field}.name", 250)
-    if prefetch and name.endswith("-clicked"):
-        raise fail(f"{field}.name", "prefetched mboxes may not have the '-clicked' suffix")
+    entry, _ = mbox_entry(entry, field, "index", "name", prefetch=prefetch)
     request_details(entry, field)
 
 
@@ -399,9 +403,7 @@ def delivery(body: Any, max_notifications: int | None = None) -> dict[str, Any]:
     prop = optional_object(body.get("property"), "property")
     if prop:
         text(prop.get("token"), "property.token", 128)
-    environment = body.get("environmentId")
-    if environment is not None and (isinstance(environment, bool) or not isinstance(environment, int)):
-        raise fail("environmentId", "must be a valid environment id")
+    environment_id(body.get("environmentId"))
     for key, is_prefetch in (("execute", False), ("prefetch", True)):
         section = optional_object(body.get(key), key)
         if not section:

@@ -21,9 +21,10 @@ from proxy.settings import Settings
 from proxy.shared.activation import SharedActivationGuard
 from proxy.shared.cache import SharedContentCache
 from proxy.shared.connection import SharedRedis
-from proxy.shared.notifications import SharedNotificationQueue, StreamFlusher
+from proxy.shared.notifications import SharedNotificationQueue
 from proxy.shared.ratelimit import SharedCallBudget, SharedClientKeys
 from proxy.shared.sessions import SharedSessionStore
+from proxy.shared.stream_flusher import StreamFlusher
 from proxy.upstream import Upstream
 
 

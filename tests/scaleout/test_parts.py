@@ -25,8 +25,9 @@ from proxy.settings import Settings
 from proxy.shared.activation import SharedActivationGuard
 from proxy.shared.cache import SharedContentCache
 from proxy.shared.connection import SharedRedis, Unavailable
-from proxy.shared.notifications import GROUP_NAME, SharedNotificationQueue, StreamFlusher
+from proxy.shared.notifications import GROUP_NAME, SharedNotificationQueue
 from proxy.shared.ratelimit import SharedClientKeys
+from proxy.shared.stream_flusher import StreamFlusher
 from proxy.upstream import UpstreamResponse
 from tests.scaleout.conftest import RedisServer
 
