@@ -93,11 +93,13 @@ def run(app: Any, sock: socket.socket, settings: Settings, workers: int = 1, tls
 
 def spawn_emulator(sock: socket.socket, settings: Settings) -> subprocess.Popen[bytes]:
     """Start the emulator in its own process on an already-bound socket; it ends with the gateway's process,
-    even one killed outright."""
+    even one killed outright. It runs in a session of its own, so that a Ctrl-C in the terminal or a
+    SIGTERM to the process group stops the gateway first: the gateway sends what it still holds to the
+    emulator while it shuts down, then the emulator ends with it."""
     env = {**os.environ, **to_environ(settings)}
     fd = sock.fileno()
     command = [sys.executable, "-m", "proxy", "emulator", "--fd", str(fd)]
-    return subprocess.Popen(command, pass_fds=[fd], env=env, preexec_fn=die_with_parent)
+    return subprocess.Popen(command, pass_fds=[fd], env=env, preexec_fn=die_with_parent, start_new_session=True)
 
 
 def die_with_parent() -> None:
