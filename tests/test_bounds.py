@@ -1,5 +1,5 @@
-"""Memory stays bounded while many visitors pass through: 100,000 visitors over real sockets through a
-gateway holding at most 10,000 cache entries and 10,000 sessions."""
+"""Memory stays bounded while many visitors pass through: 50,000 visitors over real sockets through a
+gateway holding at most 5,000 cache entries and 5,000 sessions."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from tests.conftest import OPERATOR_KEY, gateway_env
 from tests.servers import ServerProcess
 from tests.support import Call, post_concurrently
 
-VISITORS = 100_000
-BOUND = 10_000
+VISITORS = 50_000
+BOUND = 5_000
 
 
 def rss_bytes(pid: int) -> int:
@@ -32,7 +32,7 @@ def bounded_gateway(emulator_url: str, tmp_path: Path) -> Iterator[ServerProcess
     server.stop()
 
 
-def test_100000_visitors_through_a_10000_entry_cache(bounded_gateway: ServerProcess) -> None:
+def test_50000_visitors_through_a_5000_entry_cache(bounded_gateway: ServerProcess) -> None:
     assert bounded_gateway.process is not None
     pid = bounded_gateway.process.pid
 
@@ -56,5 +56,5 @@ def test_100000_visitors_through_a_10000_entry_cache(bounded_gateway: ServerProc
     assert status["entries"] <= BOUND
     assert status["sessions"] <= BOUND
     assert status["evictions"] >= VISITORS - BOUND
-    # Once the bounds are reached, another 50,000 visitors leave the process no bigger (allocator slack aside).
+    # Once the bounds are reached, another 25,000 visitors leave the process no bigger (allocator slack aside).
     assert after_all - after_half < 8 * 1024 * 1024, (after_half, after_all)
