@@ -141,7 +141,7 @@ class Flusher:
         elif settled.verdict is Verdict.REFUSED:
             first = pending[0]
             narrowed = await self.refusals.narrow(
-                [p.id for p in pending], response.body, f"{first.client}:{first.visitor}"
+                [p.id for p in pending], settled.reason, settled.named, f"{first.client}:{first.visitor}"
             )
             by_id = {p.id: p for p in pending}
             if narrowed.dead:

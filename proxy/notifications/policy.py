@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import enum
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
@@ -25,6 +27,7 @@ from proxy.notifications.model import Pending
 from proxy.upstream import Upstream, UpstreamResponse
 
 RETRYABLE_4XX = frozenset({408, 420, 429})
+NAMED = re.compile(r"notifications\[(\d+)\]")
 
 
 class Verdict(enum.Enum):
@@ -40,6 +43,7 @@ class Settlement:
     reason: str = ""
     acknowledged: frozenset[str] = frozenset()
     retry_after_s: float | None = None
+    named: int | None = None  # REFUSED: the index of the notification the edge's answer names, if any
 
 
 async def send(upstream: Upstream, pending: Sequence[Pending]) -> UpstreamResponse:
@@ -63,7 +67,7 @@ def settle(response: UpstreamResponse) -> Settlement:
     if 200 <= status < 300:
         return Settlement(Verdict.ACKNOWLEDGED, acknowledged=acknowledged_ids(response.body))
     if status == 400:
-        return Settlement(Verdict.REFUSED, reason(response))
+        return Settlement(Verdict.REFUSED, reason(response), named=named_notification(response.body))
     if status in RETRYABLE_4XX or status >= 500:
         return Settlement(Verdict.RETRY, reason(response), retry_after_s=retry_after(response))
     return Settlement(Verdict.DEAD, reason(response))
@@ -87,22 +91,33 @@ class Backoff:
 
 
 def acknowledged_ids(body: bytes) -> frozenset[str]:
-    try:
-        answer = orjson.loads(body)
-        notes = answer.get("notifications") or []
-        return frozenset(n["id"] for n in notes if isinstance(n, dict) and isinstance(n.get("id"), str))
-    except (orjson.JSONDecodeError, AttributeError, TypeError):
+    notes = _answer(body).get("notifications")
+    if not isinstance(notes, list):
         return frozenset()
+    return frozenset(n["id"] for n in notes if isinstance(n, dict) and isinstance(n.get("id"), str))
+
+
+def _answer(body: bytes) -> dict[str, Any]:
+    """The edge's answer as a JSON object; empty when it is not one."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 def reason(response: UpstreamResponse) -> str:
-    try:
-        message = orjson.loads(response.body).get("message")
-        if isinstance(message, str):
-            return message
-    except (orjson.JSONDecodeError, AttributeError):
-        pass
-    return f"upstream answered {response.status}"
+    message = _answer(response.body).get("message")
+    return message if isinstance(message, str) else f"upstream answered {response.status}"
+
+
+def named_notification(body: bytes) -> int | None:
+    """The index of the notification a refusal names (``notifications[N]`` in its ``field`` or message)."""
+    document = _answer(body)
+    for source in (document.get("field"), document.get("message")):
+        if isinstance(source, str) and (found := NAMED.search(source)):
+            return int(found.group(1))
+    return None
 
 
 def retry_after(response: UpstreamResponse) -> float | None:

@@ -16,16 +16,12 @@ ids of the notifications they sent, in the order they sent them.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import orjson
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-
-NAMED = re.compile(r"notifications\[(\d+)\]")
 
 
 @dataclass(slots=True)
@@ -53,10 +49,10 @@ class RefusalPolicy:
         self._paying = asyncio.Lock()
         self.counters = RefusalCounters()
 
-    async def narrow(self, sent: Sequence[str], body: bytes, visitor: str) -> Narrowed:
-        """``sent``: the ids of the refused call's notifications, in its order; ``body``: the edge's answer;
-        ``visitor``: whose notifications they are (client and visitor id)."""
-        reason, named = refusal(body)
+    async def narrow(self, sent: Sequence[str], reason: str, named: int | None, visitor: str) -> Narrowed:
+        """``sent``: the ids of the refused call's notifications, in its order; ``reason`` and ``named``: the
+        edge's reason and the index of the notification it names, if any (``policy.settle``); ``visitor``:
+        whose notifications they are (client and visitor id)."""
         if len(sent) == 1:
             self.counters.isolated += 1
             return Narrowed(list(sent), [], reason)
@@ -85,19 +81,3 @@ class RefusalPolicy:
             for item, key in budgets:
                 await self._limiter.hit(item, *key, cost=calls)
         return True
-
-
-def refusal(body: bytes) -> tuple[str, int | None]:
-    """The edge's reason for a 400, and the index of the notification it names, if it names one."""
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        document = None
-    if not isinstance(document, dict):
-        return "upstream answered 400", None
-    message = document.get("message")
-    reason = message if isinstance(message, str) else "upstream answered 400"
-    for source in (document.get("field"), message):
-        if isinstance(source, str) and (found := NAMED.search(source)):
-            return reason, int(found.group(1))
-    return reason, None

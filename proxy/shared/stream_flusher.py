@@ -318,7 +318,8 @@ class StreamFlusher:
         elif settled.verdict is Verdict.REFUSED:
             # Narrowed by notification id: an id twice in ``chosen`` was sent once, and is settled as one.
             sent = list(dict.fromkeys(p.id for _, p in chosen))
-            narrowed = await self.refusals.narrow(sent, response.body, f"{group.client}:{group.visitor}")
+            visitor = f"{group.client}:{group.visitor}"
+            narrowed = await self.refusals.narrow(sent, settled.reason, settled.named, visitor)
             if narrowed.dead:
                 dead = set(narrowed.dead)
                 self._dead_letter(

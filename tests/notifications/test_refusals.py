@@ -14,7 +14,9 @@ import httpx
 import orjson
 import pytest
 
-from proxy.notifications.refusals import RefusalPolicy, refusal
+from proxy.notifications.policy import settle
+from proxy.notifications.refusals import RefusalPolicy
+from proxy.upstream import UpstreamResponse
 from tests.conftest import gateway_env
 from tests.notifications.helpers import dead_letters, stats
 from tests.notifications.test_flusher import ScriptedEdge, flushing, new_notes, refusing, store_root
@@ -26,7 +28,9 @@ SILENT = orjson.dumps({"status": 400, "message": "invalid request"})
 
 
 def narrow(policy: RefusalPolicy, sent: list[str], body: bytes, visitor: str = "demo:v") -> Any:
-    return asyncio.run(policy.narrow(sent, body, visitor))
+    """Narrow a batch the edge refused with ``body``, as the flushers do with what ``policy.settle`` read."""
+    refused = settle(UpstreamResponse(400, {}, body))
+    return asyncio.run(policy.narrow(sent, refused.reason, refused.named, visitor))
 
 
 # --- the policy ------------------------------------------------------------------------------------------
@@ -44,7 +48,8 @@ def narrow(policy: RefusalPolicy, sent: list[str], body: bytes, visitor: str = "
     ],
 )
 def test_the_edges_reason_and_the_notification_it_names(body: bytes, expected: tuple[str, int | None]) -> None:
-    assert refusal(body) == expected
+    refused = settle(UpstreamResponse(400, {}, body))
+    assert (refused.reason, refused.named) == expected
 
 
 def test_a_named_notification_is_dropped_and_the_rest_sent_again() -> None:
