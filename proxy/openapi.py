@@ -184,17 +184,32 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def passthrough(summary: str, tag: str) -> dict[str, Any]:
-    operation = {
-        "tags": [tag],
-        "summary": summary,
-        "security": BEARER,
-        "responses": {
-            "200": {"description": "Upstream's answer, passed through."},
-            **{str(s): {"description": ERROR_MEANING[s]} for s in (400, 401, 403, 404, 429, 502, 504)},
-        },
+REST_OF_PATH = {
+    "name": "path",
+    "in": "path",
+    "required": True,
+    "description": "The rest of the path, slashes included; only what the gateway's allowlist names is forwarded.",
+    "schema": STRING,
+}
+TENANT = {"name": "tenant", "in": "path", "required": True, "schema": STRING}
+
+
+def passthrough(summary: str, tag: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """The passthrough's operations, one object per method (each gets its own operation id)."""
+    responses = {
+        "200": {"description": "Upstream's answer, passed through."},
+        **{str(s): {"description": ERROR_MEANING[s]} for s in (400, 401, 403, 404, 429, 502, 504)},
     }
-    return {method: operation for method in ("get", "post", "put", "patch", "delete")}
+    return {
+        method: {
+            "tags": [tag],
+            "summary": summary,
+            "security": BEARER,
+            "parameters": parameters,
+            "responses": responses,
+        }
+        for method in ("get", "post", "put", "patch", "delete")
+    }
 
 
 def operation_id(method: str, template: str) -> str:
@@ -325,11 +340,14 @@ def document() -> dict[str, Any]:
                 "responses": answers("Batch status", 400, 401, 403, 404, 429, media="application/xml"),
             }
         },
-        "/{tenant}/target/{path}": passthrough("Target Admin API (activities, offers, audiences, ...)", "admin"),
+        "/{tenant}/target/{path}": passthrough(
+            "Target Admin API (activities, offers, audiences, ...)", "admin", [TENANT, REST_OF_PATH]
+        ),
         "/data/{path}": passthrough(
             "Experience Platform: activation, segment and export jobs, external audiences (core/...), "
             "dataflow runs (foundation/flowservice/runs/...)",
             "platform",
+            [REST_OF_PATH],
         ),
         "/healthz": {"get": {"tags": ["operations"], "summary": "Alive", "responses": answers("Alive")}},
         "/readyz": {
@@ -411,18 +429,6 @@ def document() -> dict[str, Any]:
             }
         },
     }
-    rest = {
-        "name": "path",
-        "in": "path",
-        "required": True,
-        "description": "The rest of the path, slashes included; only what the gateway's allowlist names is forwarded.",
-        "schema": STRING,
-    }
-    tenant = {"name": "tenant", "in": "path", "required": True, "schema": STRING}
-    for template in ("/{tenant}/target/{path}", "/data/{path}"):
-        for method, operation in paths[template].items():
-            operation = paths[template][method] = dict(operation)  # one object per method, each its own id
-            operation["parameters"] = [tenant, rest] if "tenant" in template else [rest]
     for template, operations in paths.items():
         for method, operation in operations.items():
             operation.setdefault("operationId", operation_id(method, template))
