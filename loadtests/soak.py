@@ -605,8 +605,7 @@ def soak(settings: SoakSettings) -> Path:
             harness.emulator(core="1") as emulator,
             harness.gateway(emulator.url, "0", env=env) as gateway,
         ):
-            observed = phases(gateway, emulator, settings, tally)
-            observed.dead_letters = read_dead_letters(Path(directory) / "notifications" / "dead-letters.jsonl")
+            observed = phases(gateway, emulator, settings, tally, Path(directory) / "notifications")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return evaluate(settings, tally, observed)
@@ -619,8 +618,10 @@ def read_dead_letters(path: Path) -> Counter[str]:
     return Counter(made_up=len(made_up), made_up_distinct=len(set(made_up)), other=len(ids) - len(made_up))
 
 
-def phases(gateway: harness.Server, emulator: harness.Server, settings: SoakSettings, tally: Tally) -> Observed:
-    """Warm-up, capacity, load with faults, drain."""
+def phases(
+    gateway: harness.Server, emulator: harness.Server, settings: SoakSettings, tally: Tally, store: Path
+) -> Observed:
+    """Warm-up, capacity, load with faults, drain; then what the gateway's store dead-lettered."""
     idle = idle_rss(gateway)
     warm(gateway, settings.regulars)
     capacity = measure_capacity(gateway, settings)
@@ -636,7 +637,8 @@ def phases(gateway: harness.Server, emulator: harness.Server, settings: SoakSett
     harness.drain(gateway, within=(settings.notification_max_delay_ms + settings.notification_retry_cap_ms) / 1000 + 30)
     drained = time.monotonic() - started
     after = snapshot(gateway, emulator)
-    return Observed(capacity, rate, driven, idle, gateway.rss_bytes(), before, after, drained, cores, Counter())
+    letters = read_dead_letters(store / "dead-letters.jsonl")
+    return Observed(capacity, rate, driven, idle, gateway.rss_bytes(), before, after, drained, cores, letters)
 
 
 def growth(samples: list[Sample], window: float) -> float:
