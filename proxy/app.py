@@ -17,7 +17,9 @@ from starlette.types import Message, Receive, Scope, Send
 
 from proxy import logs, metrics, openapi
 from proxy.admin import AdminRoutes
-from proxy.delivery import DeliveryRoutes
+from proxy.api.batch import BatchMbox
+from proxy.api.delivery import DeliveryApi
+from proxy.api.mbox import SingleMbox
 from proxy.errors import EXCEPTION_HANDLERS, ApiError
 from proxy.gateway import Gateway, build_gateway
 from proxy.health import Health
@@ -75,15 +77,6 @@ async def refresh_forever(refresh: Callable[[], None]) -> None:
 def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.monotonic) -> HotPaths:
     settings = settings or load_settings()
     gateway = build_gateway(settings, clock)
-    delivery = DeliveryRoutes(
-        settings,
-        gateway.upstream,
-        gateway.sessions,
-        gateway.limiter,
-        gateway.cache,
-        gateway.planner,
-        gateway.queue,
-    )
     profiles = ProfileRoutes(settings, gateway.upstream, gateway.sessions, gateway.keys, gateway.budget_for)
     health = Health(settings, gateway.upstream, gateway.cache, gateway.store, gateway.tokens, gateway.redis_check)
     operations = OperationRoutes(gateway.keys, gateway.sessions, gateway.cache, gateway.queue, gateway.refusals, health)
@@ -132,7 +125,12 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     limits = RequestLimits(settings.max_in_flight)
     hot = HotPaths(ObservedApp(app, observe), settings.max_body_bytes, observe, limits)
     hot.state = app.state
-    delivery.mount(hot)
+    for wire_api in (
+        SingleMbox(gateway.content),
+        BatchMbox(gateway.content),
+        DeliveryApi(gateway.content, settings.client),
+    ):
+        wire_api.mount(hot)
     return hot
 
 

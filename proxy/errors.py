@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+if TYPE_CHECKING:
+    from proxy.upstream import UpstreamResponse
+
 logger = logging.getLogger("proxy.errors")
+PASSED_THROUGH_5XX = frozenset({502, 503, 504})
+UPSTREAM_FIELD = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 
 
 class ApiError(Exception):
@@ -32,6 +38,26 @@ class ApiError(Exception):
         self.field = field
         self.headers = headers
         self.extra = extra  # more fields of the JSON answer (an API's own error fields)
+
+
+def upstream_error(response: UpstreamResponse) -> ApiError:
+    """An upstream failure passed through with its status, as the gateway's JSON error; an upstream's own
+    failure (500 and the like) is the gateway's 502, so that a 500 always means the gateway failed."""
+    message, field = f"upstream answered {response.status}", None
+    try:
+        payload = orjson.loads(response.body)
+        if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+            message = payload["message"]
+            # Upstream's refusals name the field at the start of the message ("context.channel: ...").
+            named = UPSTREAM_FIELD.match(message)
+            field = payload.get("field") if isinstance(payload.get("field"), str) else named and named[1]
+    except orjson.JSONDecodeError:
+        pass
+    status = response.status
+    if status >= 500 and status not in PASSED_THROUGH_5XX:
+        status, message, field = 502, f"upstream answered {response.status}: {message}", None
+    retry_after = response.headers.get("retry-after")
+    return ApiError(status, message, field, headers={"Retry-After": retry_after} if retry_after else None)
 
 
 def problem(exc: ApiError) -> ApiError:

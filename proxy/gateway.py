@@ -18,6 +18,7 @@ from proxy import logs
 from proxy.activation import ActivationGuard
 from proxy.auth import ClientKeys
 from proxy.cache import InMemoryContentCache
+from proxy.content.service import ContentService
 from proxy.credentials import TokenProvider
 from proxy.logs import AccessLog
 from proxy.notifications.flusher import Flusher
@@ -70,6 +71,7 @@ class Gateway:
     admin_budget: CallBudget
     budget_for: Callable[[str], CallBudget]
     access_log: AccessLog
+    content: ContentService  # what visitors see, over the parts above
     shared: SharedParts | None  # with Redis: its connection and the stream's flusher
 
     def redis_check(self) -> dict[str, Any] | None:
@@ -127,14 +129,19 @@ def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotoni
         )
     else:
         parts = own_parts(settings, clock, local)
+    limiter = SessionLimiter(settings.session_max_concurrent)
+    planner = PrefetchPlanner(settings.prefetch_groups, learn=settings.prefetch_learn)
+    content = ContentService(
+        upstream, parts.sessions, limiter, parts.cache, planner, parts.queue, settings.default_content
+    )
     return Gateway(
         settings=settings,
         upstream=upstream,
         sessions=parts.sessions,
-        limiter=SessionLimiter(settings.session_max_concurrent),
+        limiter=limiter,
         keys=parts.keys,
         cache=parts.cache,
-        planner=PrefetchPlanner(settings.prefetch_groups, learn=settings.prefetch_learn),
+        planner=planner,
         store=store,
         queue=parts.queue,
         flusher=flusher,
@@ -149,6 +156,7 @@ def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotoni
             if settings.log_visitor_salt
             else logs.stored_salt(settings.notification_store.parent / "log-salt"),
         ),
+        content=content,
         shared=shared,
     )
 

@@ -19,7 +19,7 @@ from proxy import batch_files, validation
 from proxy.affinity import client_host, edge_host_for, located_tnt_id
 from proxy.auth import ClientKeys
 from proxy.bodies import JSONAnswer, read_bytes, read_form, request_headers
-from proxy.delivery import upstream_error
+from proxy.errors import upstream_error
 from proxy.ratelimit import CallBudget
 from proxy.sessions import EDGE_HOST, SessionRecord, SessionStore
 from proxy.settings import Settings

@@ -43,7 +43,12 @@ def ride(notification: dict[str, Any], entries: list[Any]) -> dict[str, Any]:
 def ride_on_first(notes: list[dict[str, Any]], body: dict[str, Any]) -> bool:
     """Put the entries of ``body`` on the first of ``notes`` (in place); False when there are entries and
     no notification to carry them."""
-    entries = entries_of(body)
+    return carry(notes, entries_of(body))
+
+
+def carry(notes: list[dict[str, Any]], entries: list[Any]) -> bool:
+    """Put ``entries`` on the first of ``notes`` (in place); False when there are entries and no
+    notification to carry them."""
     if not entries:
         return True
     if not notes:

@@ -1,0 +1,294 @@
+"""One protocol-neutral service for what a visitor sees: resolve the visitor, answer from its prefetched
+content, else one upstream Delivery API call (shared by identical concurrent misses, carrying the visitor's
+waiting notifications), else its last content or the mbox's default when upstream fails.
+
+It knows no wire API: the adapters in ``proxy.api`` turn their requests into a ``View`` (and, on a miss,
+the upstream request) and their answers out of a ``Decision``. Every view answered without upstream queues
+its display (or click) notifications durably before it is answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+import orjson
+
+from proxy import translate
+from proxy.affinity import edge_host_for, learn_and_hide, upstream_ids
+from proxy.bodies import forwarded_headers
+from proxy.cache import CachedMbox, ContentCache
+from proxy.coalesce import SingleFlight
+from proxy.errors import ApiError, upstream_error
+from proxy.notifications import telemetry
+from proxy.notifications.model import BacklogFull, Group
+from proxy.notifications.queue import NotificationQueue, view_notification
+from proxy.prefetch import PrefetchPlanner
+from proxy.sessions import SessionLimiter, SessionRecord, SessionStore
+from proxy.upstream import Upstream
+from proxy.visitors import VisitorIds
+
+# Answers that mean "upstream is not serving now", as opposed to "this request is wrong".
+UNAVAILABLE = frozenset({420, 429, 500, 502, 503, 504})
+
+
+class Origin(Protocol):
+    """Where a request came from: what of it goes upstream with the calls made on its behalf."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def client_host(self) -> str | None: ...
+
+
+@dataclass(slots=True)
+class View:
+    """Executed mboxes one visitor asks to see, in one cache context.
+
+    ``answerable``: the cache may answer it (no profile writes, orders or traces), and identical misses
+    share one call. ``falls_back``: when upstream is unavailable, the last content or the defaults serve.
+    ``needs_tnt_id``: the wire API answers the visitor's tntId, so the cache answers only when it is known.
+    """
+
+    client: str
+    record: SessionRecord
+    names: list[str]
+    context: str | None
+    given_ids: dict[str, Any] | None = None
+    impression_id: str | None = None
+    telemetry: list[Any] = field(default_factory=list)  # entries riding on the view's first notification
+    answerable: bool = True
+    falls_back: bool = True
+    needs_tnt_id: bool = False
+
+
+@dataclass(slots=True)
+class Shown:
+    """One mbox's content as shown: its options and metrics as Delivery API JSON."""
+
+    options_json: bytes
+    metrics_json: bytes
+
+    @classmethod
+    def cached(cls, entry: CachedMbox) -> Shown:
+        return cls(entry.options_json, entry.metrics_json)
+
+    @classmethod
+    def default(cls, content: str) -> Shown:
+        return cls(orjson.dumps([{"type": "html", "content": content}]), b"[]")
+
+
+@dataclass(slots=True)
+class Decision:
+    """How a view was answered. ``source``: hit, coalesced (a hit on what an identical miss fetched), miss,
+    stale or default. ``shown``: one per name, unless upstream answered (``document``, its Delivery answer)."""
+
+    source: str
+    shown: list[Shown]
+    document: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Miss:
+    """One upstream Delivery API call on behalf of a visitor, and the cache context it fills."""
+
+    client: str
+    record: SessionRecord
+    request: dict[str, Any]
+    context: str | None
+    query: dict[str, str]
+
+    @property
+    def path(self) -> str:
+        return "/rest/v1/delivery?" + urlencode({**self.query, "sessionId": self.record.session_id})
+
+
+@dataclass
+class ContentService:
+    """Over the gateway's parts (chosen in ``proxy.gateway``): sessions, cache, queue, upstream."""
+
+    upstream: Upstream
+    sessions: SessionStore
+    limiter: SessionLimiter
+    cache: ContentCache
+    planner: PrefetchPlanner
+    queue: NotificationQueue
+    default_content: Mapping[str, str]
+    flight: SingleFlight = field(default_factory=SingleFlight)
+
+    # --- visitors --------------------------------------------------------------------------------------
+
+    async def visitor(self, client: str, ids: VisitorIds, supplied_session: str | None) -> SessionRecord:
+        """The visitor's session record, found by any of its ids or made (brought in from Redis first when
+        gateways share it); an explicit tntId is kept on it."""
+        keys = ids.keys(client)
+        await self.sessions.prepare(keys, supplied_session)
+        record = self.sessions.resolve(keys, supplied_session)
+        if ids.tnt_id:
+            record.tnt_id = ids.tnt_id
+        return record
+
+    def learn(self, document: dict[str, Any], ids: dict[str, Any] | None, record: SessionRecord, client: str) -> None:
+        """Learn the visitor's edge and tntId from an upstream answer, and hide them from the client."""
+        learn_and_hide(document, ids, record, self.sessions, client)
+
+    def asked(self, client: str, names: list[str]) -> None:
+        """Remember the mboxes a visitor asked for, for the prefetches of later misses."""
+        for name in names:
+            self.planner.asked(client, name)
+
+    def plan(self, client: str, names: list[str]) -> list[str]:
+        """The mboxes a miss asking for ``names`` prefetches."""
+        return self.planner.plan(client, names)
+
+    # --- notifications ---------------------------------------------------------------------------------
+
+    async def accept(
+        self, record: SessionRecord, client: str, given_ids: dict[str, Any] | None, notes: list[dict[str, Any]]
+    ) -> None:
+        """Take a visitor's notifications over, durably (raises BacklogFull when there is no room)."""
+        assert record.visitor is not None
+        group = Group(client, record.visitor, record.session_id)
+        await self.queue.add(group, record.edge_host, upstream_ids(record, given_ids), notes)
+
+    # --- the cache ---------------------------------------------------------------------------------------
+
+    async def from_cache(self, view: View, kind: str = "display", source: str = "hit") -> Decision | None:
+        """The view answered from the visitor's cached content, its notifications queued; None when some
+        mbox is not cached (or, for a click, has no click to count) or the queue has no room."""
+        visitor = view.record.visitor
+        if visitor is None or view.context is None:
+            return None
+        await self.cache.prepare(view.client, visitor, view.context)
+        entries = []
+        for name in view.names:
+            entry = self.cache.lookup(view.client, visitor, view.context, name)
+            if entry is None or (kind == "click" and not entry.has_click):
+                return None
+            entries.append(entry)
+        if view.needs_tnt_id and view.record.tnt_id is None:
+            return None
+        counted = [e for e in entries if (e.has_click if kind == "click" else e.has_display)]
+        notes = [view_notification(kind, entry, view.impression_id) for entry in counted]
+        if not telemetry.carry(notes, view.telemetry):
+            return None  # nothing queued to carry the telemetry: the view goes upstream with it
+        try:
+            await self.accept(view.record, view.client, view.given_ids, notes)
+        except BacklogFull:
+            return None  # upstream counts the view instead
+        return Decision(source, [Shown.cached(entry) for entry in entries])
+
+    # --- upstream ----------------------------------------------------------------------------------------
+
+    async def call(
+        self, origin: Origin, record: SessionRecord, client: str, path_and_query: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """One upstream call for the visitor, within its session's concurrency limit."""
+        if not self.limiter.acquire(record.session_id):
+            raise ApiError(420, "Too many requests with same session ID")
+        try:
+            response = await self.upstream.request(
+                "POST",
+                edge_host_for(record, client),
+                path_and_query,
+                body=orjson.dumps(body),
+                headers=forwarded_headers(origin.headers, origin.client_host),
+            )
+        finally:
+            self.limiter.release(record.session_id)
+        if response.status >= 400:
+            raise upstream_error(response)
+        try:
+            document = response.json()
+        except orjson.JSONDecodeError:
+            raise ApiError(502, "upstream answered malformed JSON") from None
+        if not isinstance(document, dict):
+            raise ApiError(502, "upstream answered an unexpected document")
+        return document
+
+    async def from_upstream(self, origin: Origin, view: View, miss: Miss) -> Decision:
+        """The view answered by the miss's upstream call (or by what an identical miss in flight fetched);
+        when upstream is unavailable, by the visitor's last content or the defaults, if the view falls back."""
+        try:
+            document = await self.fetch_once(origin, miss) if view.answerable else await self.fetch(origin, miss)
+            if document is None:  # an identical miss in flight filled the cache
+                coalesced = await self.from_cache(view, source="coalesced")
+                if coalesced is not None:
+                    return coalesced
+                document = await self.fetch(origin, miss)
+        except ApiError as exc:
+            if exc.status not in UNAVAILABLE or not view.falls_back:
+                raise
+            return await self.fallback(view, exc)
+        return Decision("miss", [], document)
+
+    async def fetch(self, origin: Origin, miss: Miss) -> dict[str, Any]:
+        """The Delivery API call of a miss, with the visitor's waiting notifications riding along."""
+        record, client, path = miss.record, miss.client, miss.path
+        visitor = record.visitor
+        riders = self.queue.ride(client, visitor, record.session_id) if visitor else []
+        request = miss.request
+        if riders:
+            request = telemetry.with_notifications(request, [r.payload_json for r in riders])
+        try:
+            document = await self.call(origin, record, client, path, request)
+        except ApiError as exc:
+            self.queue.settle_ride(riders, None)
+            if not (riders and exc.status == 400):
+                raise
+            # A bad notification spoils the whole call upstream: leave them to the flusher, which
+            # finds the bad one, and ask again without them.
+            document = await self.call(origin, record, client, path, miss.request)
+        else:
+            self.queue.settle_ride(riders, document)
+        self.learn(document, document.get("id"), record, client)
+        if record.visitor and miss.context is not None:
+            self.cache.fill(client, record.visitor, miss.context, translate.cached_mboxes(document))
+        # Shared on Redis: what the miss taught (edge, tntId, content) is written before the answer.
+        await self.sessions.published()
+        await self.cache.published()
+        return document
+
+    async def fetch_once(self, origin: Origin, miss: Miss) -> dict[str, Any] | None:
+        """``fetch``, unless the same miss is already in flight: then wait for it and return None (the
+        cache now has what it fetched)."""
+        if miss.context is None or miss.record.visitor is None:
+            return await self.fetch(origin, miss)
+        key = (miss.client, miss.record.visitor, miss.context)
+        if self.flight.in_flight(key) is not None and await self.flight.wait(key):
+            return None
+        return await self.flight.run(key, lambda: self.fetch(origin, miss))
+
+    async def fallback(self, view: View, failure: ApiError) -> Decision:
+        """Stale-if-error: each mbox's last content for the visitor, else its configured default; the
+        failure itself when some mbox has neither. When the queue has no room for the stale views'
+        notifications, only the defaults serve."""
+        visitor = view.record.visitor
+        if visitor is not None and view.context is not None:
+            await self.cache.prepare(view.client, visitor, view.context)
+        stale = [self.cache.stale(view.client, visitor, name) if visitor else None for name in view.names]
+        shown: list[Shown] = []
+        notes = []
+        for name, entry in zip(view.names, stale, strict=True):
+            if entry is not None:
+                shown.append(Shown.cached(entry))
+                if entry.has_display:
+                    notes.append(view_notification("display", entry, view.impression_id))
+            else:
+                shown.append(self.default(name, failure))
+        telemetry.carry(notes, view.telemetry)  # upstream did not take them with the view: on its notification
+        try:
+            if notes:
+                await self.accept(view.record, view.client, view.given_ids, notes)
+        except BacklogFull:
+            return Decision("default", [self.default(name, failure) for name in view.names])
+        return Decision("stale" if any(stale) else "default", shown)
+
+    def default(self, name: str, failure: ApiError) -> Shown:
+        content = self.default_content.get(name)
+        if content is None:
+            raise failure
+        return Shown.default(content)
