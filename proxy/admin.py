@@ -28,10 +28,10 @@ from proxy.auth import ClientKeys
 from proxy.bodies import read_bytes
 from proxy.cache import ContentCache
 from proxy.credentials import TokenProvider
-from proxy.errors import ApiError, error_body, problem
+from proxy.errors import ANSWERED, ApiError, answer_for, error_body, problem
 from proxy.ratelimit import CallBudget
 from proxy.settings import Settings
-from proxy.upstream import Upstream, UpstreamResponse
+from proxy.upstream import Upstream, UpstreamResponse, UpstreamUnavailable
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
@@ -214,7 +214,7 @@ class AdminRoutes:
         change = request.method != "GET" and CATALOG_CHANGES.match(rest) is not None
         try:
             response = await self.forward(request, self.settings.admin_host, path, body, platform=False)
-        except ApiError:
+        except UpstreamUnavailable:
             if change:  # no answer (a timeout, a lost connection): the change may have been made all the same
                 self.cache.purge_all()
             raise
@@ -244,8 +244,8 @@ class AdminRoutes:
         """Experience Platform's calls; the gateway's own refusals carry Platform's error fields too."""
         try:
             return await self._platform(request)
-        except ApiError as exc:
-            raise problem(exc) from None
+        except ANSWERED as exc:
+            raise problem(answer_for(exc)) from None
 
     async def _platform(self, request: Request) -> Response:
         await self.keys.admit(request, "activation")

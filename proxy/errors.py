@@ -1,4 +1,9 @@
-"""JSON errors: every failure answers ``{"status": N, "message": "...", "field": "..."}``."""
+"""JSON errors: every failure answers ``{"status": N, "message": "...", "field": "..."}``.
+
+The one place where failures raised below the edge become HTTP answers (``answer_for``): the upstream
+client's (no answer, an open circuit, a refusal passed on), the call budgets' and the session limit's. The
+edge's own refusals (bad input, keys) are ``ApiError`` from the start.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,16 @@ import logging
 import re
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-if TYPE_CHECKING:
-    from proxy.upstream import UpstreamResponse
+from proxy.ratelimit import BudgetExhausted
+from proxy.sessions import SessionBusy
+from proxy.upstream import CircuitOpen, UpstreamRefused, UpstreamResponse, UpstreamTimeout, UpstreamUnavailable
 
 logger = logging.getLogger("proxy.errors")
 PASSED_THROUGH_5XX = frozenset({502, 503, 504})
@@ -38,6 +44,29 @@ class ApiError(Exception):
         self.field = field
         self.headers = headers
         self.extra = extra  # more fields of the JSON answer (an API's own error fields)
+
+
+# Everything the edge answers as JSON with its own status.
+ANSWERED = (ApiError, UpstreamUnavailable, UpstreamRefused, BudgetExhausted, SessionBusy)
+Answered = ApiError | UpstreamUnavailable | UpstreamRefused | BudgetExhausted | SessionBusy
+
+
+def answer_for(exc: Answered) -> ApiError:
+    """The gateway's answer to a failure: upstream gave none (502; 504 for a timeout; 503 while its circuit
+    is open), refused (its answer passed on), a call budget is spent (429) or the session busy (420)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, UpstreamRefused):
+        return upstream_error(exc.response)
+    if isinstance(exc, CircuitOpen):
+        return ApiError(503, exc.message, headers={"Retry-After": str(exc.retry_after_s)})
+    if isinstance(exc, UpstreamTimeout):
+        return ApiError(504, exc.message)
+    if isinstance(exc, UpstreamUnavailable):
+        return ApiError(502, exc.message)
+    if isinstance(exc, BudgetExhausted):
+        return ApiError(429, exc.message, headers={"Retry-After": str(exc.retry_after_s)})
+    return ApiError(420, str(exc))
 
 
 def upstream_error(response: UpstreamResponse) -> ApiError:
@@ -87,8 +116,9 @@ def error_response(
 
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message, exc.field, exc.headers, exc.extra)
+    assert isinstance(exc, ANSWERED)
+    error = answer_for(exc)
+    return error_response(error.status, error.message, error.field, error.headers, error.extra)
 
 
 # What the router refuses, it refuses for the path or the method.
@@ -106,8 +136,8 @@ async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal error")
 
 
-EXCEPTION_HANDLERS = {
-    ApiError: api_error_handler,
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    **{kind: api_error_handler for kind in ANSWERED},
     HTTPException: http_error_handler,
     Exception: unhandled_error_handler,
 }

@@ -21,7 +21,7 @@ from proxy.credentials import TokenProvider
 from proxy.errors import ApiError
 from proxy.notifications.store import NotificationStore
 from proxy.settings import Settings
-from proxy.upstream import Upstream
+from proxy.upstream import Upstream, UpstreamUnavailable
 
 PROBE_INTERVAL_S = 1.0
 PROBE_PATH = "/rest/v1/delivery"
@@ -59,7 +59,7 @@ class Health:
                 )
                 self._reachable = response.status < 500
                 self._detail = f"answered {response.status}"
-            except ApiError as exc:
+            except UpstreamUnavailable as exc:
                 self._reachable, self._detail = False, exc.message
         return self._reachable, self._detail
 
@@ -87,7 +87,7 @@ class Health:
             try:
                 await self.tokens.token()
                 checks["credentials"] = {"ok": True, "detail": "IMS token at hand"}
-            except ApiError as exc:
+            except (ApiError, UpstreamUnavailable) as exc:
                 checks["credentials"] = {"ok": False, "detail": exc.message}
         return checks
 

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from proxy.errors import ApiError, error_body
+from proxy.errors import ANSWERED, ApiError, answer_for, error_body
 
 logger = logging.getLogger("proxy.errors")
 
@@ -192,8 +192,9 @@ class HotPaths:
                 body,
             )
             outgoing = await handler(incoming)
-        except ApiError as exc:
-            outgoing = Outgoing(exc.status, error_body(exc.status, exc.message, exc.field), exc.headers)
+        except ANSWERED as exc:
+            error = answer_for(exc)
+            outgoing = Outgoing(error.status, error_body(error.status, error.message, error.field), error.headers)
         except Exception:
             logger.exception("unhandled error on POST %s", scope["path"])
             outgoing = Outgoing(500, error_body(500, "internal error"))

@@ -14,12 +14,19 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from proxy.errors import ApiError
-
 WINDOW_S = 60.0
 # How much later than it leaves here a call may reach upstream, and still count in upstream's window.
 ARRIVAL_MARGIN_S = 1.0
 HELD_S = WINDOW_S + ARRIVAL_MARGIN_S
+
+
+class BudgetExhausted(Exception):
+    """More calls than the budget allows within its wait: try again in ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
 
 
 class CallBudget:
@@ -63,10 +70,8 @@ class CallBudget:
         if wait > self.max_wait_s:
             self.rejected += 1
             retry = math.ceil(wait)
-            raise ApiError(
-                429,
-                f"upstream allows {self.per_minute} calls a minute{too_many}: try again in {retry} s",
-                headers={"Retry-After": str(retry)},
+            raise BudgetExhausted(
+                f"upstream allows {self.per_minute} calls a minute{too_many}: try again in {retry} s", retry
             )
         # The slots are taken at once, first come first served: whoever comes next queues behind them.
         self._calls.extend(slots)

@@ -3,9 +3,12 @@ as many requests per core as aiohttp and holds up under concurrency, where httpx
 loadtests/bench_clients.py).
 
 Connections go to ``settings.upstream`` when set, carrying the edge host in the Host header (like
-curl's ``--connect-to``); otherwise to the edge host itself over HTTPS. Timeouts become 504 and
-connection failures 502, as JSON. A call is retried only when that is safe: any request whose
-connection could not be opened (nothing was sent), and idempotent ones on any transport failure.
+curl's ``--connect-to``); otherwise to the edge host itself over HTTPS. A call is retried only when that
+is safe: any request whose connection could not be opened (nothing was sent), and idempotent ones on any
+transport failure.
+
+No answer is ``UpstreamUnavailable`` (a timeout, a connection that failed, an open circuit); an answer is
+returned whatever its status. What they mean to a client is decided at the edge (``proxy.errors``).
 """
 
 from __future__ import annotations
@@ -25,13 +28,45 @@ from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import ConnectError, RequestError, RequestTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from proxy.errors import ApiError
 from proxy.logs import ThrottledWarnings
 from proxy.metrics import UPSTREAM_CALLS, UPSTREAM_SECONDS
 from proxy.settings import Settings
 
 logger = logging.getLogger("proxy.upstream")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+class UpstreamUnavailable(Exception):
+    """No answer from upstream."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UpstreamTimeout(UpstreamUnavailable):
+    """Upstream did not answer in time (the request may have been carried out)."""
+
+
+class CircuitOpen(UpstreamUnavailable):
+    """Upstream failed too often lately: it is not called until ``retry_after_s`` has passed."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class UpstreamRefused(Exception):
+    """An answer of 400 or more that the caller does not pass on as it is (the edge turns it into the
+    gateway's JSON error, with upstream's status, message and field)."""
+
+    def __init__(self, response: UpstreamResponse) -> None:
+        super().__init__(f"upstream answered {response.status}")
+        self.response = response
+
+
+class UpstreamMalformed(UpstreamUnavailable):
+    """An answer that is not the JSON document the call expects."""
 
 
 class _Failing(Exception):
@@ -112,7 +147,7 @@ class Upstream:
             async with breaker:
                 try:
                     response = await self._attempts(method, host, path_and_query, body, headers, timeout_ms, probe)
-                except ApiError as failed:
+                except UpstreamUnavailable as failed:
                     self.warnings.warn(f"failed {host}", "upstream %s %s failed: %s", method, host, failed.message)
                     raise
                 if response.status >= 500:
@@ -133,11 +168,7 @@ class Upstream:
                 )
             reopens_at = opened.opened_at + self.settings.upstream_circuit_reset_seconds
             retry = max(1, math.ceil(reopens_at - time.time()))
-            raise ApiError(
-                503,
-                f"upstream {host} is failing; it is tried again in {retry} s",
-                headers={"Retry-After": str(retry)},
-            ) from None
+            raise CircuitOpen(f"upstream {host} is failing; it is tried again in {retry} s", retry) from None
         except _Failing as failing:
             return failing.response
         if host in self.open_circuits:
@@ -159,7 +190,7 @@ class Upstream:
             return await self._send(method, host, path_and_query, body, headers, timeout_ms, probe)
         except RequestError as first:
             if not self.retries or not self._retryable(method, first):
-                raise self._as_api_error(first, timeout_ms) from None
+                raise self._unavailable(first, timeout_ms) from None
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(lambda exc: self._retryable(method, exc)),
@@ -170,7 +201,7 @@ class Upstream:
                 with attempt:
                     return await self._send(method, host, path_and_query, body, headers, timeout_ms, probe)
         except RequestError as last:
-            raise self._as_api_error(last, timeout_ms) from None
+            raise self._unavailable(last, timeout_ms) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send(
@@ -228,9 +259,9 @@ class Upstream:
             return True  # the connection never opened: nothing reached upstream
         return method in IDEMPOTENT and isinstance(exc, RequestError)
 
-    def _as_api_error(self, exc: BaseException, timeout_ms: int | None) -> ApiError:
+    def _unavailable(self, exc: BaseException, timeout_ms: int | None) -> UpstreamUnavailable:
         if isinstance(exc, RequestTimeoutError):
-            return ApiError(504, f"upstream did not answer within {timeout_ms or self.timeout_ms} ms")
+            return UpstreamTimeout(f"upstream did not answer within {timeout_ms or self.timeout_ms} ms")
         if isinstance(exc, ConnectError):
-            return ApiError(502, "cannot connect to upstream")
-        return ApiError(502, f"upstream connection failed ({type(exc).__name__})")
+            return UpstreamUnavailable("cannot connect to upstream")
+        return UpstreamUnavailable(f"upstream connection failed ({type(exc).__name__})")

@@ -21,17 +21,25 @@ from proxy.affinity import edge_host_for, learn_and_hide, upstream_ids
 from proxy.bodies import forwarded_headers
 from proxy.cache import CachedMbox, ContentCache
 from proxy.coalesce import SingleFlight
-from proxy.errors import ApiError, upstream_error
 from proxy.notifications import telemetry
 from proxy.notifications.model import BacklogFull, Group
 from proxy.notifications.queue import NotificationQueue, view_notification
 from proxy.prefetch import PrefetchPlanner
-from proxy.sessions import SessionLimiter, SessionRecord, SessionStore
-from proxy.upstream import Upstream
+from proxy.sessions import SessionBusy, SessionLimiter, SessionRecord, SessionStore
+from proxy.upstream import Upstream, UpstreamMalformed, UpstreamRefused, UpstreamUnavailable
 from proxy.visitors import VisitorIds
 
 # Answers that mean "upstream is not serving now", as opposed to "this request is wrong".
 UNAVAILABLE = frozenset({420, 429, 500, 502, 503, 504})
+# Failures that a view may be answered through (stale-if-error).
+Failure = UpstreamUnavailable | UpstreamRefused | SessionBusy
+
+
+def unavailable(failure: Exception) -> bool:
+    """Whether a failure means that upstream is not serving now (rather than that the request is wrong)."""
+    if isinstance(failure, UpstreamRefused):
+        return failure.response.status in UNAVAILABLE
+    return isinstance(failure, UpstreamUnavailable | SessionBusy)
 
 
 class Origin(Protocol):
@@ -186,9 +194,10 @@ class ContentService:
     async def call(
         self, origin: Origin, record: SessionRecord, client: str, path_and_query: str, body: dict[str, Any]
     ) -> dict[str, Any]:
-        """One upstream call for the visitor, within its session's concurrency limit."""
+        """One upstream call for the visitor, within its session's concurrency limit; an answer of 400 or
+        more is ``UpstreamRefused``."""
         if not self.limiter.acquire(record.session_id):
-            raise ApiError(420, "Too many requests with same session ID")
+            raise SessionBusy("Too many requests with same session ID")
         try:
             response = await self.upstream.request(
                 "POST",
@@ -200,13 +209,13 @@ class ContentService:
         finally:
             self.limiter.release(record.session_id)
         if response.status >= 400:
-            raise upstream_error(response)
+            raise UpstreamRefused(response)
         try:
             document = response.json()
         except orjson.JSONDecodeError:
-            raise ApiError(502, "upstream answered malformed JSON") from None
+            raise UpstreamMalformed("upstream answered malformed JSON") from None
         if not isinstance(document, dict):
-            raise ApiError(502, "upstream answered an unexpected document")
+            raise UpstreamMalformed("upstream answered an unexpected document")
         return document
 
     async def from_upstream(self, origin: Origin, view: View, miss: Miss) -> Decision:
@@ -219,8 +228,8 @@ class ContentService:
                 if coalesced is not None:
                     return coalesced
                 document = await self.fetch(origin, miss)
-        except ApiError as exc:
-            if exc.status not in UNAVAILABLE or not view.falls_back:
+        except (UpstreamUnavailable, UpstreamRefused, SessionBusy) as exc:
+            if not (view.falls_back and unavailable(exc)):
                 raise
             return await self.fallback(view, exc)
         return Decision("miss", [], document)
@@ -235,9 +244,9 @@ class ContentService:
             request = telemetry.with_notifications(request, [r.payload_json for r in riders])
         try:
             document = await self.call(origin, record, client, path, request)
-        except ApiError as exc:
+        except (UpstreamUnavailable, UpstreamRefused, SessionBusy) as exc:
             self.queue.settle_ride(riders, None)
-            if not (riders and exc.status == 400):
+            if not (riders and isinstance(exc, UpstreamRefused) and exc.response.status == 400):
                 raise
             # A bad notification spoils the whole call upstream: leave them to the flusher, which
             # finds the bad one, and ask again without them.
@@ -262,7 +271,7 @@ class ContentService:
             return None
         return await self.flight.run(key, lambda: self.fetch(origin, miss))
 
-    async def fallback(self, view: View, failure: ApiError) -> Decision:
+    async def fallback(self, view: View, failure: Failure) -> Decision:
         """Stale-if-error: each mbox's last content for the visitor, else its configured default; the
         failure itself when some mbox has neither. When the queue has no room for the stale views'
         notifications, only the defaults serve."""
@@ -287,7 +296,7 @@ class ContentService:
             return Decision("default", [self.default(name, failure) for name in view.names])
         return Decision("stale" if any(stale) else "default", shown)
 
-    def default(self, name: str, failure: ApiError) -> Shown:
+    def default(self, name: str, failure: Failure) -> Shown:
         content = self.default_content.get(name)
         if content is None:
             raise failure

@@ -12,13 +12,12 @@ import logging
 import time
 from collections.abc import Sequence
 
-from proxy.errors import ApiError
 from proxy.notifications import policy
 from proxy.notifications.model import Group, Pending
 from proxy.notifications.policy import Backoff, Verdict
 from proxy.notifications.queue import NotificationQueue
 from proxy.notifications.refusals import RefusalPolicy
-from proxy.upstream import Upstream, UpstreamResponse
+from proxy.upstream import Upstream, UpstreamResponse, UpstreamUnavailable
 
 logger = logging.getLogger("proxy.notifications")
 CONCURRENT_GROUPS = 16
@@ -124,7 +123,7 @@ class Flusher:
     async def deliver(self, pending: Sequence[Pending]) -> None:
         try:
             response = await policy.send(self.upstream, pending)
-        except ApiError as exc:
+        except UpstreamUnavailable as exc:
             self._retry(pending, None, exc.message)
             return
         await self._settle(pending, response)

@@ -48,7 +48,7 @@ class Settlement:
 
 async def send(upstream: Upstream, pending: Sequence[Pending]) -> UpstreamResponse:
     """One Delivery API call carrying ``pending`` (one visitor's, one session's) to the visitor's edge, with
-    the telemetry riding on them; raises ``ApiError`` when no answer came."""
+    the telemetry riding on them; raises ``UpstreamUnavailable`` when no answer came."""
     first = pending[0]
     body = telemetry.notification_batch(first.ids_json, [p.payload_json for p in pending])
     path = "/rest/v1/delivery?" + urlencode({"client": first.client, "sessionId": first.session_id})

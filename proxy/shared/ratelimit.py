@@ -27,8 +27,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.util import WindowStats
 
 from proxy.auth import ClientKeys
-from proxy.errors import ApiError
-from proxy.ratelimit import HELD_S, CallBudget
+from proxy.ratelimit import HELD_S, BudgetExhausted, CallBudget
 from proxy.shared.connection import SharedRedis, Unavailable
 
 T = TypeVar("T")
@@ -88,11 +87,7 @@ class SharedCallBudget(CallBudget):
         if wait_ms < 0:
             self.rejected += 1
             retry = math.ceil(-wait_ms / 1000)
-            raise ApiError(
-                429,
-                f"upstream allows {self.per_minute} calls a minute; try again in {retry} s",
-                headers={"Retry-After": str(retry)},
-            )
+            raise BudgetExhausted(f"upstream allows {self.per_minute} calls a minute; try again in {retry} s", retry)
         if wait_ms > 0:
             self.waited += 1
             await asyncio.sleep(wait_ms / 1000)

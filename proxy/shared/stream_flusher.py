@@ -26,14 +26,13 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from proxy.errors import ApiError
 from proxy.notifications import policy
 from proxy.notifications.model import Group, Pending
 from proxy.notifications.policy import Backoff, Verdict
 from proxy.notifications.refusals import RefusalPolicy
 from proxy.shared.connection import Unavailable
 from proxy.shared.notifications import GROUP_NAME, SEPARATOR, SharedNotificationQueue
-from proxy.upstream import Upstream, UpstreamResponse
+from proxy.upstream import Upstream, UpstreamResponse, UpstreamUnavailable
 
 logger = logging.getLogger("proxy.notifications")
 CONCURRENT_CALLS = 16
@@ -301,7 +300,7 @@ class StreamFlusher:
         pending = list({p.id: p for _, p in chosen}.values())
         try:
             response = await policy.send(self.upstream, pending)
-        except ApiError as exc:
+        except UpstreamUnavailable as exc:
             self._retry(group, chosen, None, exc.message)
             return
         await self._settle(group, chosen, response)

@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from proxy.content.service import ContentService, Decision, Miss, View
-from proxy.errors import ApiError
 from proxy.gateway import Gateway, build_gateway
 from proxy.settings import Settings
+from proxy.upstream import UpstreamRefused
 from proxy.visitors import VisitorIds
 
 T = TypeVar("T")
@@ -169,7 +169,7 @@ def test_upstream_unavailable_serves_the_last_content_then_defaults_then_fails(
 ) -> None:
     settings = {**settings, "default_content": {"home-banner": "<p>banner default</p>"}}
 
-    async def scenario(gateway: Gateway) -> tuple[Decision, Decision, ApiError, int]:
+    async def scenario(gateway: Gateway) -> tuple[Decision, Decision, UpstreamRefused, int]:
         seen = await view_of(gateway.content, ["home-hero"])
         await shown(gateway.content, seen)
         emulator.post("/_emulator/faults", json={"status": 503}).raise_for_status()
@@ -179,17 +179,17 @@ def test_upstream_unavailable_serves_the_last_content_then_defaults_then_fails(
         new = await view_of(gateway.content, ["home-banner"])
         default = await gateway.content.from_upstream(ORIGIN, new, miss_of(gateway.content, new))
         neither = await view_of(gateway.content, ["home-banner", "home-hero"])
-        with pytest.raises(ApiError) as failed:
+        with pytest.raises(UpstreamRefused) as failed:
             await gateway.content.from_upstream(ORIGIN, neither, miss_of(gateway.content, neither))
         refused = View("demo", neither.record, ["home-banner"], "-", falls_back=False)
-        with pytest.raises(ApiError):
+        with pytest.raises(UpstreamRefused):
             await gateway.content.from_upstream(ORIGIN, refused, miss_of(gateway.content, refused))
         return stale, default, failed.value, stale_queued
 
     stale, default, failure, stale_queued = run(settings, scenario)
     assert stale.source == "stale" and stale_queued == 1, "the stale view is counted as the hit it is"
     assert default.source == "default" and html(default) == [[{"type": "html", "content": "<p>banner default</p>"}]]
-    assert failure.status == 503, "an mbox with neither content nor default: upstream's failure"
+    assert failure.response.status == 503, "an mbox with neither content nor default: upstream's failure"
 
 
 def test_identical_misses_in_flight_cost_one_call(settings: dict[str, Any], emulator: httpx.Client) -> None:
