@@ -134,7 +134,7 @@ def echo(core: str | None) -> Server:
     args = [
         sys.executable,
         "-c",
-        "import sys, uvicorn; from proxy.server import bind, url_of; from loadtests.echo_app import app; "
+        "import sys, uvicorn; from proxy.http.server import bind, url_of; from loadtests.echo_app import app; "
         "s = bind('127.0.0.1', 0); print('target-proxy echo listening on', url_of(s), flush=True); "
         "uvicorn.Server(uvicorn.Config(app, loop='uvloop', http='httptools', access_log=False, "
         "log_level='warning')).run(sockets=[s])",

@@ -15,19 +15,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from proxy import logs, metrics, openapi
-from proxy.admin import AdminRoutes
+from proxy.api import openapi
 from proxy.api.batch import BatchMbox
 from proxy.api.delivery import DeliveryApi
 from proxy.api.mbox import SingleMbox
-from proxy.errors import EXCEPTION_HANDLERS, ApiError
+from proxy.api.profiles import ProfileRoutes
 from proxy.gateway import Gateway, build_gateway
-from proxy.health import Health
-from proxy.hotpath import REQUEST_ID_HEADER, REQUEST_ID_SCOPE_KEY, HotPaths, RequestLimits
-from proxy.metrics import CounterSync, RequestObserver, metrics_response
-from proxy.operations import OperationRoutes
-from proxy.profiles import ProfileRoutes
-from proxy.runtime import tune_gc
+from proxy.http.errors import EXCEPTION_HANDLERS, ApiError
+from proxy.http.hotpath import REQUEST_ID_HEADER, REQUEST_ID_SCOPE_KEY, HotPaths, RequestLimits
+from proxy.management.admin import AdminRoutes
+from proxy.ops import logs, metrics
+from proxy.ops.health import Health
+from proxy.ops.metrics import CounterSync, RequestObserver, metrics_response
+from proxy.ops.operations import OperationRoutes
+from proxy.ops.runtime import tune_gc
 from proxy.settings import Settings, load_settings
 
 logger = logging.getLogger("proxy")

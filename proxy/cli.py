@@ -131,8 +131,8 @@ def _settings(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> Settings:
 
 
 def run_emulator(args: argparse.Namespace) -> None:
-    from proxy import server
     from proxy.emulator.app import create_emulator_app
+    from proxy.http import server
 
     settings = _settings(args, skip=("fd",))
     if args.fd is not None:
@@ -168,7 +168,8 @@ def stop_cleanly_on_signals() -> None:
 
 
 def run_gateway(args: argparse.Namespace) -> None:
-    from proxy import server, state_dir
+    from proxy import state_dir
+    from proxy.http import server
 
     settings = _settings(args)
     try:
@@ -205,7 +206,7 @@ def run_gateway(args: argparse.Namespace) -> None:
     try:
         if settings.workers == 1:
             from proxy.app import create_app
-            from proxy.runtime import tune_gc
+            from proxy.ops.runtime import tune_gc
 
             app = create_app(settings)
             tune_gc()
@@ -222,7 +223,7 @@ def run_gateway(args: argparse.Namespace) -> None:
 
 
 def run_upload(args: argparse.Namespace) -> None:
-    from proxy.bulk_upload import MAX_ROWS, Uploader, UploadError, upload
+    from proxy.management.bulk_upload import MAX_ROWS, Uploader, UploadError, upload
 
     if not args.key:
         raise SystemExit(f"target-proxy: a client key is needed (--key or {ENV_PREFIX}CLIENT_KEY)")

@@ -14,26 +14,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from proxy import logs
-from proxy.activation import ActivationGuard
-from proxy.auth import ClientKeys
-from proxy.cache import InMemoryContentCache
+from proxy.content.cache import InMemoryContentCache
+from proxy.content.prefetch import PrefetchPlanner
 from proxy.content.service import ContentService
-from proxy.credentials import TokenProvider
-from proxy.logs import AccessLog
+from proxy.content.sessions import InMemorySessionStore, SessionLimiter
+from proxy.management.activation import ActivationGuard
+from proxy.management.auth import ClientKeys
+from proxy.management.credentials import TokenProvider
+from proxy.management.ratelimit import CallBudget
 from proxy.notifications.flusher import Flusher
 from proxy.notifications.policy import Backoff
 from proxy.notifications.queue import Counters, NotificationQueue
 from proxy.notifications.refusals import RefusalPolicy
 from proxy.notifications.store import NotificationStore
-from proxy.prefetch import PrefetchPlanner
-from proxy.ratelimit import CallBudget
-from proxy.sessions import InMemorySessionStore, SessionLimiter
+from proxy.ops import logs
+from proxy.ops.logs import AccessLog
 from proxy.settings import Settings
 from proxy.upstream import Upstream
 
 if TYPE_CHECKING:
-    from proxy.shared import SharedParts
+    from proxy.shared.parts import SharedParts
 
 logger = logging.getLogger("proxy")
 
@@ -121,7 +121,7 @@ def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotoni
     flusher = Flusher(local, upstream, refusals, backoff, max_delay_s=settings.notification_max_delay_ms / 1000)
     shared: SharedParts | None = None
     if settings.redis_url:
-        from proxy.shared import build_shared  # imports redis only when it is used
+        from proxy.shared.parts import build_shared  # imports redis only when it is used
 
         shared = build_shared(settings, clock, upstream, store, counters, refusals, backoff)
         parts = Shareable(

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from proxy.server import die_with_parent
+from proxy.http.server import die_with_parent
 from proxy.settings import Settings
 
 UNIX_PATH_MAX = 100  # sun_path holds 108 bytes; keep a margin

@@ -8,7 +8,7 @@ is safe: any request whose connection could not be opened (nothing was sent), an
 transport failure.
 
 No answer is ``UpstreamUnavailable`` (a timeout, a connection that failed, an open circuit); an answer is
-returned whatever its status. What they mean to a client is decided at the edge (``proxy.errors``).
+returned whatever its status. What they mean to a client is decided at the edge (``proxy.http.errors``).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import ConnectError, RequestError, RequestTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from proxy.logs import ThrottledWarnings
-from proxy.metrics import UPSTREAM_CALLS, UPSTREAM_SECONDS
+from proxy.ops.logs import ThrottledWarnings
+from proxy.ops.metrics import UPSTREAM_CALLS, UPSTREAM_SECONDS
 from proxy.settings import Settings
 
 logger = logging.getLogger("proxy.upstream")

@@ -11,7 +11,7 @@ from typing import Any
 
 import uvicorn
 
-from proxy.server import bind, url_of
+from proxy.http.server import bind, url_of
 
 
 @contextlib.contextmanager

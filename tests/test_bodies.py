@@ -1,4 +1,4 @@
-"""Reading JSON request bodies (``proxy.bodies``), in this process: what is refused, and how it is named."""
+"""Reading JSON request bodies (``proxy.http.bodies``), in this process: what is refused, and how it is named."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.bodies import MAX_JSON_DEPTH, nested_beyond, parse_json
-from proxy.errors import ApiError
+from proxy.http.bodies import MAX_JSON_DEPTH, nested_beyond, parse_json
+from proxy.http.errors import ApiError
 
 
 def refusal(raw: bytes) -> tuple[str, str]:

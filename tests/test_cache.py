@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from proxy.cache import CachedMbox, InMemoryContentCache
+from proxy.content.cache import CachedMbox, InMemoryContentCache
 from tests.inprocess import FakeClock
 
 CONTENT = "x" * 300

@@ -1,4 +1,4 @@
-"""Identical concurrent misses made once (``proxy.coalesce.SingleFlight``), in this process."""
+"""Identical concurrent misses made once (``proxy.content.coalesce.SingleFlight``), in this process."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from proxy.coalesce import SingleFlight
+from proxy.content.coalesce import SingleFlight
 
 
 def test_callers_that_come_meanwhile_wait_for_the_one_call() -> None:

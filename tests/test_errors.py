@@ -1,14 +1,14 @@
 """Failures raised below the edge, and the one place that turns them into HTTP answers
-(``proxy.errors.answer_for``)."""
+(``proxy.http.errors.answer_for``)."""
 
 from __future__ import annotations
 
 import orjson
 import pytest
 
-from proxy.errors import Answered, ApiError, answer_for
-from proxy.ratelimit import BudgetExhausted
-from proxy.sessions import SessionBusy
+from proxy.content.sessions import SessionBusy
+from proxy.http.errors import Answered, ApiError, answer_for
+from proxy.management.ratelimit import BudgetExhausted
 from proxy.upstream import (
     CircuitOpen,
     UpstreamMalformed,

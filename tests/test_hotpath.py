@@ -1,4 +1,4 @@
-"""The delivery routes' fast path (``proxy.hotpath``), in this process: queries, request ids, and which
+"""The delivery routes' fast path (``proxy.http.hotpath``), in this process: queries, request ids, and which
 handler a path reaches."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.hotpath import HotPaths, Incoming, Outgoing, RequestIds, parse_query
+from proxy.http.hotpath import HotPaths, Incoming, Outgoing, RequestIds, parse_query
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import httpx
 from openapi_spec_validator import validate
 from starlette.routing import Route
 
-from proxy import openapi
+from proxy.api import openapi
 from proxy.app import create_app, post_only
 from proxy.settings import Settings
 from tests.servers import ServerProcess

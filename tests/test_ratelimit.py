@@ -1,4 +1,4 @@
-"""Call budgets of N calls a minute (``proxy.ratelimit.CallBudget``), in this process on a fake clock."""
+"""Call budgets of N calls a minute (``proxy.management.ratelimit.CallBudget``), in this process on a fake clock."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from proxy.ratelimit import HELD_S, BudgetExhausted, CallBudget
+from proxy.management.ratelimit import HELD_S, BudgetExhausted, CallBudget
 
 
 class Clock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from proxy.app import create_app
-from proxy.sessions import InMemorySessionStore
+from proxy.content.sessions import InMemorySessionStore
 from proxy.settings import Settings
 from tests.inprocess import FakeClock, serve_in_thread
 

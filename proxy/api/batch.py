@@ -10,13 +10,13 @@ import time
 import uuid
 from typing import Any
 
-from proxy import validation
-from proxy.affinity import restore_ids
+from proxy.api import validation
 from proxy.api.replies import CLICKED, answer, client_ids, take_over
-from proxy.bodies import parse_json
+from proxy.content.affinity import restore_ids
 from proxy.content.service import ContentService
-from proxy.hotpath import HotPaths, Incoming, Outgoing
-from proxy.visitors import VisitorIds
+from proxy.content.visitors import VisitorIds
+from proxy.http.bodies import parse_json
+from proxy.http.hotpath import HotPaths, Incoming, Outgoing
 
 
 class BatchMbox:

@@ -11,15 +11,16 @@ from typing import Any
 
 import orjson
 
-from proxy import translate, validation
-from proxy.affinity import upstream_ids
+from proxy.api import validation
 from proxy.api.replies import CLICKED, answer, client_ids, take_over
-from proxy.bodies import parse_json
+from proxy.content import translate
+from proxy.content.affinity import upstream_ids
 from proxy.content.service import ContentService, Decision, Miss, View
-from proxy.hotpath import HotPaths, Incoming, Outgoing
+from proxy.content.sessions import SessionRecord
+from proxy.content.visitors import VisitorIds
+from proxy.http.bodies import parse_json
+from proxy.http.hotpath import HotPaths, Incoming, Outgoing
 from proxy.notifications import telemetry
-from proxy.sessions import SessionRecord
-from proxy.visitors import VisitorIds
 
 # SDK telemetry (timings of earlier calls) is not among them: it cannot change content, and rides upstream
 # on the visitor's notifications (proxy.notifications.telemetry).

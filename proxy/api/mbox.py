@@ -11,14 +11,15 @@ from urllib.parse import quote
 
 import orjson
 
-from proxy import translate, validation
-from proxy.affinity import restore_ids, upstream_ids
+from proxy.api import validation
 from proxy.api.replies import CLICKED, answer
-from proxy.bodies import parse_json
+from proxy.content import translate
+from proxy.content.affinity import restore_ids, upstream_ids
 from proxy.content.service import ContentService, Decision, Miss, View
-from proxy.hotpath import HotPaths, Incoming, Outgoing
-from proxy.sessions import SessionRecord
-from proxy.visitors import VisitorIds
+from proxy.content.sessions import SessionRecord
+from proxy.content.visitors import VisitorIds
+from proxy.http.bodies import parse_json
+from proxy.http.hotpath import HotPaths, Incoming, Outgoing
 
 
 class SingleMbox:

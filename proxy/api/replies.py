@@ -7,10 +7,10 @@ from typing import Any
 import orjson
 
 from proxy.content.service import ContentService
-from proxy.errors import ApiError
-from proxy.hotpath import Outgoing
+from proxy.content.sessions import SessionRecord
+from proxy.http.errors import ApiError
+from proxy.http.hotpath import Outgoing
 from proxy.notifications.model import BacklogFull
-from proxy.sessions import SessionRecord
 
 CLICKED = "-clicked"
 

@@ -16,18 +16,18 @@ from urllib.parse import urlencode
 
 import orjson
 
-from proxy import translate
-from proxy.affinity import edge_host_for, learn_and_hide, upstream_ids
-from proxy.bodies import forwarded_headers
-from proxy.cache import CachedMbox, ContentCache
-from proxy.coalesce import SingleFlight
+from proxy.content import translate
+from proxy.content.affinity import edge_host_for, learn_and_hide, upstream_ids
+from proxy.content.cache import CachedMbox, ContentCache
+from proxy.content.coalesce import SingleFlight
+from proxy.content.prefetch import PrefetchPlanner
+from proxy.content.sessions import SessionBusy, SessionLimiter, SessionRecord, SessionStore
+from proxy.content.visitors import VisitorIds
+from proxy.http.bodies import forwarded_headers
 from proxy.notifications import telemetry
 from proxy.notifications.model import BacklogFull, Group
 from proxy.notifications.queue import NotificationQueue, view_notification
-from proxy.prefetch import PrefetchPlanner
-from proxy.sessions import SessionBusy, SessionLimiter, SessionRecord, SessionStore
 from proxy.upstream import Upstream, UpstreamMalformed, UpstreamRefused, UpstreamUnavailable
-from proxy.visitors import VisitorIds
 
 # Answers that mean "upstream is not serving now", as opposed to "this request is wrong".
 UNAVAILABLE = frozenset({420, 429, 500, 502, 503, 504})

@@ -33,7 +33,7 @@ from proxy.emulator.profiles import ProfileStore
 from proxy.emulator.rules import RuleError
 from proxy.emulator.shaped import ShapedError, json_answer
 from proxy.emulator.stats import Stats
-from proxy.errors import ApiError
+from proxy.http.errors import ApiError
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from proxy import validation
+from proxy.api import validation
 from proxy.emulator.admin_catalog import ENVIRONMENTS
 from proxy.emulator.admin_core import (
     AdminRequest,

@@ -14,7 +14,7 @@ import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from proxy import validation
+from proxy.api import validation
 from proxy.emulator.admin_core import (
     AdminRequest,
     AdminResponse,

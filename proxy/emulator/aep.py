@@ -24,10 +24,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from proxy import validation
+from proxy.api import validation
 from proxy.emulator.ims import GATEWAY_ERRORS, check_credentials
 from proxy.emulator.shaped import ShapedError
-from proxy.errors import ApiError
+from proxy.http.errors import ApiError
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})

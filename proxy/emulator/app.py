@@ -24,8 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from proxy import validation
-from proxy.bodies import read_form
+from proxy.api import validation
 from proxy.emulator import activation, admin, aep_jobs, external_audiences, ims
 from proxy.emulator.activation import Activation
 from proxy.emulator.admin import AdminApi
@@ -41,7 +40,8 @@ from proxy.emulator.profiles import ProfileStore, edge_host
 from proxy.emulator.ratelimit import SlidingWindow
 from proxy.emulator.shaped import ShapedError, shaped_error_handler
 from proxy.emulator.tokens import TokenCodec
-from proxy.errors import EXCEPTION_HANDLERS, ApiError
+from proxy.http.bodies import read_form
+from proxy.http.errors import EXCEPTION_HANDLERS, ApiError
 from proxy.settings import Settings
 
 MAX_BODY_BYTES = 60 * 1024 * 1024

@@ -6,9 +6,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from proxy import batch_files
 from proxy.emulator.profiles import ProfileStore
-from proxy.errors import ApiError
+from proxy.http.errors import ApiError
+from proxy.management import batch_files
 
 MAX_BATCH_BYTES = 50 * 1024 * 1024
 MAX_BATCH_ROWS = 500_000

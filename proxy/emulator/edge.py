@@ -10,14 +10,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from proxy import validation
+from proxy.api import validation
 from proxy.emulator.catalog import GLOBAL_MBOX, Catalog
 from proxy.emulator.decisioning import CLICKED_SUFFIX, Decider, Decision
 from proxy.emulator.profiles import Profile, ProfileStore
 from proxy.emulator.rules import RuleContext
 from proxy.emulator.stats import Stats
 from proxy.emulator.tokens import EventToken, TokenCodec, TokenError
-from proxy.errors import ApiError
+from proxy.http.errors import ApiError
 
 EDGE_HOST = re.compile(r"^mboxedge(\d{1,2})\.tt\.omtrdc\.net(?::\d+)?$", re.IGNORECASE)
 FUTURE_TOLERANCE_MS = 24 * 3600 * 1000

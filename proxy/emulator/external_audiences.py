@@ -25,10 +25,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from proxy import validation
+from proxy.api import validation
 from proxy.emulator.aep import AepWorld, platform_endpoint
 from proxy.emulator.shaped import ShapedError, json_answer
-from proxy.errors import ApiError
+from proxy.http.errors import ApiError
 
 # platform code -> (HTTP status, documented message)
 CODES = {

@@ -1,6 +1,6 @@
 """Errors answered in the body shape of the API they belong to.
 
-The edge APIs answer ``{"status", "message", "field"}`` (proxy.errors); IMS, the Target Admin API and
+The edge APIs answer ``{"status", "message", "field"}`` (proxy.http.errors); IMS, the Target Admin API and
 Experience Platform each have their own error bodies, which clients parse, so the emulator keeps them.
 """
 

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from proxy.affinity import client_host
+from proxy.content.affinity import client_host
 from proxy.notifications import telemetry
 from proxy.notifications.model import Pending
 from proxy.upstream import Upstream, UpstreamResponse

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.cache import CachedMbox
+from proxy.content.cache import CachedMbox
 from proxy.notifications.model import Group, NewNotification, Pending
 from proxy.notifications.store import NotificationStore
 

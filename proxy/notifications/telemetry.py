@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from proxy import metrics
+from proxy.ops import metrics
 
 # The private field of a queued notification that holds the entries riding on it (never sent as such).
 RIDING = "_telemetry"

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from proxy.credentials import TokenProvider
+from proxy.management.credentials import TokenProvider
 from proxy.settings import Settings
 from proxy.upstream import Upstream
 from tests.admin.support import (

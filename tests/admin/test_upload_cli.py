@@ -16,7 +16,7 @@ from urllib.parse import quote_plus
 
 import httpx
 
-from proxy.bulk_upload import MAX_BYTES, MAX_ROWS, batches
+from proxy.management.bulk_upload import MAX_BYTES, MAX_ROWS, batches
 from tests.admin.support import calls, last_request
 from tests.conftest import PROFILE_KEY, gateway_env
 from tests.servers import ServerProcess

@@ -13,10 +13,10 @@ import orjson
 import pytest
 
 from proxy.content.service import ContentService, Decision, Miss, View
+from proxy.content.visitors import VisitorIds
 from proxy.gateway import Gateway, build_gateway
 from proxy.settings import Settings
 from proxy.upstream import UpstreamRefused
-from proxy.visitors import VisitorIds
 
 T = TypeVar("T")
 

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy import validation
-from proxy.affinity import MAX_TNT_ID, located_tnt_id
-from proxy.batch_files import batch_text, read_head, rows
-from proxy.errors import ApiError
-from proxy.sessions import SessionRecord
-from proxy.translate import fingerprint
-from proxy.visitors import VisitorIds, split_location
+from proxy.api import validation
+from proxy.content.affinity import MAX_TNT_ID, located_tnt_id
+from proxy.content.sessions import SessionRecord
+from proxy.content.translate import fingerprint
+from proxy.content.visitors import VisitorIds, split_location
+from proxy.http.errors import ApiError
+from proxy.management.batch_files import batch_text, read_head, rows
 from tests.hardening.conftest import FUZZ_KEY
 
 # The same examples on every run (as the fuzz test): a failure in CI is one anyone can run again.

@@ -15,19 +15,19 @@ import orjson
 import pytest
 from starlette.requests import Request
 
-from proxy.cache import CachedMbox
-from proxy.errors import ApiError
+from proxy.content.cache import CachedMbox
+from proxy.content.redis_cache import SharedContentCache
+from proxy.http.errors import ApiError
+from proxy.management.redis_activation import SharedActivationGuard
+from proxy.management.redis_ratelimit import SharedClientKeys
 from proxy.notifications.model import Group
 from proxy.notifications.policy import Backoff
 from proxy.notifications.refusals import RefusalPolicy
 from proxy.notifications.store import NotificationStore
+from proxy.notifications.stream import GROUP_NAME, SharedNotificationQueue
+from proxy.notifications.stream_flusher import StreamFlusher
 from proxy.settings import Settings
-from proxy.shared.activation import SharedActivationGuard
-from proxy.shared.cache import SharedContentCache
 from proxy.shared.connection import SharedRedis, Unavailable
-from proxy.shared.notifications import GROUP_NAME, SharedNotificationQueue
-from proxy.shared.ratelimit import SharedClientKeys
-from proxy.shared.stream_flusher import StreamFlusher
 from proxy.upstream import UpstreamResponse
 from tests.scaleout.conftest import RedisServer
 

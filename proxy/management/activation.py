@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from proxy.errors import ApiError
+from proxy.http.errors import ApiError
 from proxy.upstream import UpstreamResponse
 
 DATASET_MEDIA_TYPE = "application/vnd.adobe.adhoc.dataset.activation+json"

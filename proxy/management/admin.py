@@ -23,13 +23,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from proxy.activation import ActivationGuard
-from proxy.auth import ClientKeys
-from proxy.bodies import read_bytes
-from proxy.cache import ContentCache
-from proxy.credentials import TokenProvider
-from proxy.errors import ANSWERED, ApiError, answer_for, error_body, problem
-from proxy.ratelimit import CallBudget
+from proxy.content.cache import ContentCache
+from proxy.http.bodies import read_bytes
+from proxy.http.errors import ANSWERED, ApiError, answer_for, error_body, problem
+from proxy.management.activation import ActivationGuard
+from proxy.management.auth import ClientKeys
+from proxy.management.credentials import TokenProvider
+from proxy.management.ratelimit import CallBudget
 from proxy.settings import Settings
 from proxy.upstream import Upstream, UpstreamResponse, UpstreamUnavailable
 

@@ -12,16 +12,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from proxy import validation
-from proxy.auth import ClientKeys
-from proxy.bodies import JSONAnswer
-from proxy.cache import InMemoryContentCache
-from proxy.health import Health
+from proxy.api import validation
+from proxy.content.cache import InMemoryContentCache
+from proxy.content.sessions import InMemorySessionStore
+from proxy.content.visitors import VisitorIds
+from proxy.http.bodies import JSONAnswer
+from proxy.management.auth import ClientKeys
 from proxy.notifications.queue import NotificationQueue
 from proxy.notifications.refusals import RefusalPolicy
-from proxy.sessions import InMemorySessionStore
-from proxy.status_page import HEADERS, PAGE
-from proxy.visitors import VisitorIds
+from proxy.ops.health import Health
+from proxy.ops.status_page import HEADERS, PAGE
 
 NO_STORE = {"Cache-Control": "no-store"}
 HOST = socket.gethostname()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.sessions import SessionRecord, SessionStore
-from proxy.visitors import VisitorIds, split_location
+from proxy.content.sessions import SessionRecord, SessionStore
+from proxy.content.visitors import VisitorIds, split_location
 
 MAX_TNT_ID = 128
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from proxy.validation import MAX_BATCH_MBOXES
+from proxy.api.validation import MAX_BATCH_MBOXES
 
 
 class PrefetchPlanner:

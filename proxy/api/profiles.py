@@ -15,16 +15,17 @@ from cachetools import LRUCache
 from starlette.requests import Request
 from starlette.responses import Response
 
-from proxy import batch_files, validation
-from proxy.affinity import client_host, edge_host_for, located_tnt_id
-from proxy.auth import ClientKeys
-from proxy.bodies import JSONAnswer, read_bytes, read_form, request_headers
-from proxy.errors import upstream_error
-from proxy.ratelimit import CallBudget
-from proxy.sessions import EDGE_HOST, SessionRecord, SessionStore
+from proxy.api import validation
+from proxy.content.affinity import client_host, edge_host_for, located_tnt_id
+from proxy.content.sessions import EDGE_HOST, SessionRecord, SessionStore
+from proxy.content.visitors import VisitorIds, split_location
+from proxy.http.bodies import JSONAnswer, read_bytes, read_form, request_headers
+from proxy.http.errors import upstream_error
+from proxy.management import batch_files
+from proxy.management.auth import ClientKeys
+from proxy.management.ratelimit import CallBudget
 from proxy.settings import Settings
 from proxy.upstream import Upstream, UpstreamResponse
-from proxy.visitors import VisitorIds, split_location
 
 MAX_BATCH_BYTES = 50 * 1024 * 1024
 BATCH_STATUS_LINK = re.compile(r"https?://[^/<\s]+(/m2/[^/<\s]+/v2/profile/batchStatus\?[^<\s]*)")

@@ -1,4 +1,4 @@
-"""Flushing the Redis stream of notifications (``proxy.shared.notifications``).
+"""Flushing the Redis stream of notifications (``proxy.notifications.stream``).
 
 ``StreamFlusher``, one per gateway, all in one consumer group: each reads new entries
 (XREADGROUP), holds them per visitor and session, and sends a visitor's batch (about 50) when it is full
@@ -30,8 +30,8 @@ from proxy.notifications import policy
 from proxy.notifications.model import Group, Pending
 from proxy.notifications.policy import Backoff, Verdict
 from proxy.notifications.refusals import RefusalPolicy
+from proxy.notifications.stream import GROUP_NAME, SEPARATOR, SharedNotificationQueue
 from proxy.shared.connection import Unavailable
-from proxy.shared.notifications import GROUP_NAME, SEPARATOR, SharedNotificationQueue
 from proxy.upstream import Upstream, UpstreamResponse, UpstreamUnavailable
 
 logger = logging.getLogger("proxy.notifications")

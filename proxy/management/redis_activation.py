@@ -1,6 +1,6 @@
 """One ad-hoc activation job per audience across every gateway, on Redis.
 
-On top of the local guard (``proxy.activation.ActivationGuard``: audience count, runs this gateway
+On top of the local guard (``proxy.management.activation.ActivationGuard``: audience count, runs this gateway
 started, scheduled exports), a job takes a key per audience, ``<prefix>audience-job:<id>``, all or none
 (a Lua script; SET NX semantics with a TTL): first while it is being started (a short TTL, in case the
 gateway dies meanwhile), then for the run upstream started, with its status link, until the run ends
@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from proxy.activation import ActivationGuard, Fetch, Job
-from proxy.errors import ApiError
+from proxy.http.errors import ApiError
+from proxy.management.activation import ActivationGuard, Fetch, Job
 from proxy.shared.connection import Background, SharedRedis, Unavailable
 from proxy.upstream import UpstreamResponse
 

@@ -9,7 +9,7 @@ import io
 from collections.abc import Iterator
 from urllib.parse import parse_qs
 
-from proxy.validation import fail
+from proxy.api.validation import fail
 
 ID_COLUMNS = {
     "pcid": "tntId",

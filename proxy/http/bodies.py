@@ -10,7 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from proxy.errors import ApiError
+from proxy.http.errors import ApiError
 
 # Headers a client's request carries upstream; everything else (cookies, credentials, hop-by-hop) stays.
 FORWARDED_HEADERS = (

@@ -89,7 +89,7 @@ def drop_aliases(aliases: dict[str, str], primary: str, record: SessionRecord) -
 class InMemorySessionStore:
     """Bounded by visitors (least recently used out first), expired by time on access and by sweep."""
 
-    # Records shared with other gateways (proxy.shared.sessions) are brought into memory by prepare().
+    # Records shared with other gateways (proxy.content.redis_sessions) are brought into memory by prepare().
     record_type: type[SessionRecord] = SessionRecord
 
     def __init__(self, ttl_seconds: float, max_visitors: int, clock: Callable[[], float] = time.monotonic) -> None:

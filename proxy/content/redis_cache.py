@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from proxy.cache import CachedMbox, InMemoryContentCache, VisitorContent
+from proxy.content.cache import CachedMbox, InMemoryContentCache, VisitorContent
 from proxy.shared.connection import FAILURES, Background, SharedRedis, Unavailable, stop_task
 
 logger = logging.getLogger("proxy.shared")

@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 
 import orjson
 
-from proxy.errors import ApiError
+from proxy.http.errors import ApiError
 from proxy.settings import Settings
 from proxy.upstream import Upstream
 

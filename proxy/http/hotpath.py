@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from proxy.errors import ANSWERED, ApiError, answer_for, error_body
+from proxy.http.errors import ANSWERED, ApiError, answer_for, error_body
 
 logger = logging.getLogger("proxy.errors")
 
@@ -211,7 +211,7 @@ class HotPaths:
             raise ApiError(413, f"request body exceeds {limit} bytes", "body")
         chunks = []
         size = 0
-        # A client that sends its body slowly is answered 408 by the connection's protocol (proxy.protocol).
+        # A client that sends its body slowly is answered 408 by the connection's protocol (proxy.http.protocol).
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":  # gone (or timed out) before its body was complete
@@ -231,7 +231,7 @@ JSON_TYPES = ("application/json", "text/plain")
 @dataclass(slots=True)
 class RequestLimits:
     """What any request must keep within, checked before anything else is done with it (the size and
-    arrival time of its head are bounded earlier, by ``proxy.protocol``)."""
+    arrival time of its head are bounded earlier, by ``proxy.http.protocol``)."""
 
     max_in_flight: int = 4096
     body_timeout_s: float = 10.0

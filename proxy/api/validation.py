@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from proxy.errors import ApiError
+from proxy.http.errors import ApiError
 
 # Notifications one request to the gateway may carry (Target recommends about 50): each is acknowledged
 # at once, then sent upstream at the gateway's cost.

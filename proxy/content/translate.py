@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from proxy.cache import CachedMbox
+from proxy.content.cache import CachedMbox
 
 WEB_CONTEXT = {"channel": "web"}
 

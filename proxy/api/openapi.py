@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from proxy import __version__
-from proxy.validation import MAX_NOTIFICATIONS
+from proxy.api.validation import MAX_NOTIFICATIONS
 
 STRING = {"type": "string"}
 SCALAR = {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}

@@ -14,11 +14,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from proxy.affinity import client_host
-from proxy.bodies import JSONAnswer
-from proxy.cache import InMemoryContentCache
-from proxy.credentials import TokenProvider
-from proxy.errors import ApiError
+from proxy.content.affinity import client_host
+from proxy.content.cache import InMemoryContentCache
+from proxy.http.bodies import JSONAnswer
+from proxy.http.errors import ApiError
+from proxy.management.credentials import TokenProvider
 from proxy.notifications.store import NotificationStore
 from proxy.settings import Settings
 from proxy.upstream import Upstream, UpstreamUnavailable

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from proxy.sessions import InMemorySessionStore, SessionRecord, new_session_id
+from proxy.content.sessions import InMemorySessionStore, SessionRecord, new_session_id
 from proxy.shared.connection import Background, SharedRedis, Unavailable
 
 logger = logging.getLogger("proxy.shared")

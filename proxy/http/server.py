@@ -20,8 +20,8 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from proxy import logs
-from proxy.protocol import GuardedHttpToolsProtocol
+from proxy.http.protocol import GuardedHttpToolsProtocol
+from proxy.ops import logs
 from proxy.settings import Settings, to_environ
 
 PR_SET_PDEATHSIG = 1  # prctl(2)
@@ -66,7 +66,7 @@ def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config
         ),
         lifespan="on",
         access_log=False,  # the gateway writes its own request log
-        log_config=None,  # and formats uvicorn's messages as JSON too (proxy.logs)
+        log_config=None,  # and formats uvicorn's messages as JSON too (proxy.ops.logs)
         log_level=settings.log_level,
         timeout_graceful_shutdown=30,
         **extra,

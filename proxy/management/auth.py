@@ -17,7 +17,7 @@ from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 
-from proxy.errors import ApiError
+from proxy.http.errors import ApiError
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="target-proxy"'}
 

@@ -126,7 +126,7 @@ class _Visitors(LRUCache[tuple[str, str], VisitorContent]):
 
 
 class InMemoryContentCache:
-    # Content shared with other gateways (proxy.shared.cache) is brought into memory by prepare().
+    # Content shared with other gateways (proxy.content.redis_cache) is brought into memory by prepare().
 
     def __init__(
         self,

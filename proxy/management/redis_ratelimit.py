@@ -1,7 +1,7 @@
 """The Admin and bulk profile APIs' call budget (50 calls a minute), and each client key's rate, shared by
 every gateway on Redis.
 
-The same sliding window as ``proxy.ratelimit.CallBudget``, kept in a sorted set (a slot per call, scored
+The same sliding window as ``proxy.management.ratelimit.CallBudget``, kept in a sorted set (a slot per call, scored
 with when the call is made) by one Lua script on Redis's clock: a call takes its slots at once, first
 come first served across the gateways, and waits for them here, up to the queue bound; past it, 429
 with the Retry-After at which a slot frees. With Redis down each gateway keeps its own window (together
@@ -26,8 +26,8 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.util import WindowStats
 
-from proxy.auth import ClientKeys
-from proxy.ratelimit import HELD_S, BudgetExhausted, CallBudget
+from proxy.management.auth import ClientKeys
+from proxy.management.ratelimit import HELD_S, BudgetExhausted, CallBudget
 from proxy.shared.connection import SharedRedis, Unavailable
 
 T = TypeVar("T")

@@ -6,7 +6,7 @@ With Redis down (or failing on this add) the notifications go to the gateway's l
 instead, whose own flusher sends them straight to the edge: nothing is lost, and they are not sent twice
 through Redis.
 
-Flushing: ``proxy.shared.stream_flusher``, by every gateway.
+Flushing: ``proxy.notifications.stream_flusher``, by every gateway.
 
 Riding along on a miss (a visitor's waiting notifications joining its next delivery call) is done only
 for what waits in the local log: entries in the stream are flushed by whichever gateway holds them.
@@ -28,7 +28,7 @@ from proxy.notifications.store import NotificationStore
 from proxy.shared.connection import Background, SharedRedis, Unavailable
 
 if TYPE_CHECKING:
-    from proxy.shared.stream_flusher import StreamFlusher
+    from proxy.notifications.stream_flusher import StreamFlusher
 
 logger = logging.getLogger("proxy.notifications")
 GROUP_NAME = "flushers"
