@@ -34,6 +34,14 @@ from proxy.settings import Settings
 
 logger = logging.getLogger("proxy.upstream")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# What of a client's request travels upstream with the calls made on its behalf.
+FORWARDED_HEADERS = (
+    "user-agent",
+    "accept-language",
+    "x-request-id",
+    "x-exc-sdk",
+    "x-exc-sdk-version",
+)
 
 
 class UpstreamUnavailable(Exception):
@@ -84,6 +92,19 @@ class UpstreamResponse:
 
     def json(self) -> Any:
         return orjson.loads(self.body)
+
+
+def forwarded_headers(
+    headers: Mapping[str, str], client_host: str | None, content_type: str | None = "application/json"
+) -> dict[str, str]:
+    """The client's headers that travel upstream, and the client's address in X-Forwarded-For."""
+    forwarded = {name: value for name in FORWARDED_HEADERS if (value := headers.get(name)) is not None}
+    if content_type:
+        forwarded["content-type"] = content_type
+    if client_host is not None:
+        prior = headers.get("x-forwarded-for")
+        forwarded["x-forwarded-for"] = f"{prior}, {client_host}" if prior else client_host
+    return forwarded
 
 
 class Upstream:

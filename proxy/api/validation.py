@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from proxy.content.prefetch import MAX_BATCH_MBOXES
 from proxy.http.errors import ApiError
 
 # Notifications one request to the gateway may carry (Target recommends about 50): each is acknowledged
 # at once, then sent upstream at the gateway's cost.
 MAX_NOTIFICATIONS = 100
-MAX_BATCH_MBOXES = 50
 MAX_PARAMETERS = 50
 MAX_CUSTOMER_IDS = 50
 FORBIDDEN_MBOX_PARTS = ("'", '"', "<", ">", "%22", "%27", "%3c", "%3e")

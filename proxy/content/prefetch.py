@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from proxy.api.validation import MAX_BATCH_MBOXES
+MAX_BATCH_MBOXES = 50  # mboxes in one request
 
 
 class PrefetchPlanner:

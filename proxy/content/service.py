@@ -9,6 +9,9 @@ its display (or click) notifications durably before it is answered.
 
 from __future__ import annotations
 
+import itertools
+import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,12 +26,14 @@ from proxy.content.coalesce import SingleFlight
 from proxy.content.prefetch import PrefetchPlanner
 from proxy.content.sessions import SessionBusy, SessionLimiter, SessionRecord, SessionStore
 from proxy.content.visitors import VisitorIds
-from proxy.http.bodies import forwarded_headers
 from proxy.notifications import telemetry
 from proxy.notifications.model import BacklogFull, Group
-from proxy.notifications.queue import NotificationQueue, view_notification
-from proxy.upstream import Upstream, UpstreamMalformed, UpstreamRefused, UpstreamUnavailable
+from proxy.notifications.queue import NotificationQueue
+from proxy.upstream import Upstream, UpstreamMalformed, UpstreamRefused, UpstreamUnavailable, forwarded_headers
 
+# Notification ids: unique per process start (a random prefix) and cheap (a counter, no system call).
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count(1)
 # Answers that mean "upstream is not serving now", as opposed to "this request is wrong".
 UNAVAILABLE = frozenset({420, 429, 500, 502, 503, 504})
 # Failures that a view may be answered through (stale-if-error).
@@ -50,6 +55,24 @@ class Origin(Protocol):
 
     @property
     def client_host(self) -> str | None: ...
+
+
+def view_notification(kind: str, entry: CachedMbox, impression_id: str | None = None) -> dict[str, Any]:
+    """The notification that counts one display (or click) of a cached mbox."""
+    tokens, state = entry.tokens(kind)
+    mbox: dict[str, str] = {"name": entry.name}
+    if state:
+        mbox["state"] = state
+    note: dict[str, Any] = {
+        "id": f"{_ID_PREFIX}-{next(_ID_COUNTER):x}",
+        "type": kind,
+        "timestamp": int(time.time() * 1000),
+        "tokens": tokens,
+        "mbox": mbox,
+    }
+    if impression_id:
+        note["impressionId"] = impression_id
+    return note
 
 
 @dataclass(slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -11,15 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from proxy.http.errors import ApiError
+from proxy.upstream import forwarded_headers
 
 # Headers a client's request carries upstream; everything else (cookies, credentials, hop-by-hop) stays.
-FORWARDED_HEADERS = (
-    "user-agent",
-    "accept-language",
-    "x-request-id",
-    "x-exc-sdk",
-    "x-exc-sdk-version",
-)
 
 
 class JSONAnswer(Response):
@@ -113,19 +106,6 @@ async def read_form(request: Request, limit: int) -> dict[str, str]:
     except UnicodeDecodeError:
         raise ApiError(400, "body: must be UTF-8 text", "body") from None
     return dict(parse_qsl(text, keep_blank_values=True))
-
-
-def forwarded_headers(
-    headers: Mapping[str, str], client_host: str | None, content_type: str | None = "application/json"
-) -> dict[str, str]:
-    """The client's headers that travel upstream, and the client's address in X-Forwarded-For."""
-    forwarded = {name: value for name in FORWARDED_HEADERS if (value := headers.get(name)) is not None}
-    if content_type:
-        forwarded["content-type"] = content_type
-    if client_host is not None:
-        prior = headers.get("x-forwarded-for")
-        forwarded["x-forwarded-for"] = f"{prior}, {client_host}" if prior else client_host
-    return forwarded
 
 
 def request_headers(request: Request, content_type: str | None = "application/json") -> dict[str, str]:

@@ -15,6 +15,7 @@ can affect.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -115,24 +116,15 @@ def passthrough(response: UpstreamResponse, body: bytes | None = None) -> Respon
     return Response(response.body if body is None else body, response.status, headers, media_type=content_type)
 
 
+@dataclass
 class AdminRoutes:
-    def __init__(
-        self,
-        settings: Settings,
-        upstream: Upstream,
-        tokens: TokenProvider,
-        keys: ClientKeys,
-        cache: ContentCache,
-        guard: ActivationGuard,
-        budget: CallBudget,
-    ) -> None:
-        self.settings = settings
-        self.upstream = upstream
-        self.tokens = tokens
-        self.keys = keys
-        self.cache = cache
-        self.guard = guard
-        self.budget = budget
+    settings: Settings
+    upstream: Upstream
+    tokens: TokenProvider
+    keys: ClientKeys
+    cache: ContentCache
+    guard: ActivationGuard
+    budget: CallBudget
 
     def routes(self) -> list[Route]:
         return [

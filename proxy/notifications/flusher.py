@@ -1,7 +1,7 @@
 """Sending waiting notifications upstream from the local log: per visitor and session, about 50 a call,
 when a batch is full or its oldest has waited long enough; again and again until the edge acknowledges
-each id. What an answer means, and when to try again, is ``policy``'s; narrowing a refused batch,
-``refusals``'.
+each id. Sending a batch and settling it by the answer is ``sender``'s, which the Redis stream's flusher
+shares.
 """
 
 from __future__ import annotations
@@ -10,21 +10,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
 
-from proxy.notifications import policy
 from proxy.notifications.model import Group, Pending
-from proxy.notifications.policy import Backoff, Verdict
+from proxy.notifications.policy import Backoff
 from proxy.notifications.queue import NotificationQueue
 from proxy.notifications.refusals import RefusalPolicy
-from proxy.upstream import Upstream, UpstreamResponse, UpstreamUnavailable
+from proxy.notifications.sender import BatchSender
+from proxy.upstream import Upstream
 
 logger = logging.getLogger("proxy.notifications")
 CONCURRENT_GROUPS = 16
 RESCAN_S = 60.0
 
 
-class Flusher:
+class Flusher(BatchSender[Pending]):
     def __init__(
         self,
         queue: NotificationQueue,
@@ -36,14 +35,10 @@ class Flusher:
         tick_s: float = 0.5,
         lease_s: float = 60.0,
     ) -> None:
+        super().__init__(
+            queue.store, queue.counters, upstream, refusals, backoff, max_delay_s=max_delay_s, tick_s=tick_s
+        )
         self.queue = queue
-        self.store = queue.store
-        self.counters = queue.counters
-        self.upstream = upstream
-        self.refusals = refusals
-        self.max_delay_s = max_delay_s
-        self.tick_s = tick_s
-        self.backoff = backoff
         self.lease_s = lease_s
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -120,51 +115,13 @@ class Flusher:
             self.store.release(pending)
             raise
 
-    async def deliver(self, pending: Sequence[Pending]) -> None:
-        try:
-            response = await policy.send(self.upstream, pending)
-        except UpstreamUnavailable as exc:
-            self._retry(pending, None, exc.message)
-            return
-        await self._settle(pending, response)
+    # --- the items of the local log: its rows ----------------------------------------------------------
 
-    async def _settle(self, pending: Sequence[Pending], response: UpstreamResponse) -> None:
-        settled = policy.settle(response)
-        if settled.verdict is Verdict.ACKNOWLEDGED:
-            done = [p for p in pending if p.id in settled.acknowledged]
-            self.store.ack(done)
-            self.counters.flushed += len(done)
-            missing = [p for p in pending if p.id not in settled.acknowledged]
-            if missing:
-                self._retry(missing, None, "not acknowledged by the edge")
-        elif settled.verdict is Verdict.REFUSED:
-            first = pending[0]
-            narrowed = await self.refusals.narrow(
-                [p.id for p in pending], settled.reason, settled.named, f"{first.client}:{first.visitor}"
-            )
-            by_id = {p.id: p for p in pending}
-            if narrowed.dead:
-                self._dead_letter([by_id[i] for i in narrowed.dead], narrowed.reason, response.status)
-            for piece in narrowed.resend:
-                await self.deliver([by_id[i] for i in piece])
-        elif settled.verdict is Verdict.RETRY:
-            self._retry(pending, settled.retry_after_s, settled.reason)
-        else:
-            self._dead_letter(pending, settled.reason, response.status)
+    def notification(self, item: Pending) -> Pending:
+        return item
 
-    def _dead_letter(self, pending: Sequence[Pending], reason: str, status: int | None) -> None:
-        logger.warning("edge refused %d notification(s) with %s: %s", len(pending), status, reason)
-        self.store.dead_letter(pending, reason, status)
-        self.counters.dead_lettered += len(pending)
+    async def acknowledged(self, items: list[Pending]) -> None:
+        self.store.ack(items)
 
-    def _retry(self, pending: Sequence[Pending], retry_after_s: float | None, reason: str) -> None:
-        self.counters.failed += len(pending)
-        exhausted = [p for p in pending if self.backoff.gives_up(p.attempts + 1)]
-        if exhausted:
-            self.store.dead_letter(exhausted, f"gave up after {self.backoff.max_attempts} attempts: {reason}", None)
-            self.counters.dead_lettered += len(exhausted)
-        again = [p for p in pending if not self.backoff.gives_up(p.attempts + 1)]
-        if not again:
-            return
-        self.store.retry(again, self.backoff.delay(max(p.attempts for p in again) + 1, retry_after_s))
-        self.counters.retried += len(again)
+    def later(self, items: list[Pending], delay_s: float) -> None:
+        self.store.retry(items, delay_s)

@@ -1,22 +1,15 @@
-"""What the gateway does with notifications: build them, accept them, let them ride along, settle them."""
+"""What the gateway does with notifications: accept them, let them ride along, settle them."""
 
 from __future__ import annotations
 
-import itertools
-import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.content.cache import CachedMbox
 from proxy.notifications.model import Group, NewNotification, Pending
 from proxy.notifications.store import NotificationStore
 
 RIDE_LEASE_S = 30.0
-# Notification ids: unique per process start (a random prefix) and cheap (a counter, no system call).
-_ID_PREFIX = secrets.token_hex(8)
-_ID_COUNTER = itertools.count(1)
 
 
 @dataclass(slots=True)
@@ -27,24 +20,6 @@ class Counters:
     failed: int = 0
     retried: int = 0
     dead_lettered: int = 0
-
-
-def view_notification(kind: str, entry: CachedMbox, impression_id: str | None = None) -> dict[str, Any]:
-    """The notification that counts one display (or click) of a cached mbox."""
-    tokens, state = entry.tokens(kind)
-    mbox: dict[str, str] = {"name": entry.name}
-    if state:
-        mbox["state"] = state
-    note: dict[str, Any] = {
-        "id": f"{_ID_PREFIX}-{next(_ID_COUNTER):x}",
-        "type": kind,
-        "timestamp": int(time.time() * 1000),
-        "tokens": tokens,
-        "mbox": mbox,
-    }
-    if impression_id:
-        note["impressionId"] = impression_id
-    return note
 
 
 class NotificationQueue:

@@ -26,13 +26,13 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from proxy.notifications import policy
 from proxy.notifications.model import Group, Pending
-from proxy.notifications.policy import Backoff, Verdict
+from proxy.notifications.policy import Backoff
 from proxy.notifications.refusals import RefusalPolicy
+from proxy.notifications.sender import BatchSender
 from proxy.notifications.stream import GROUP_NAME, SEPARATOR, SharedNotificationQueue
 from proxy.shared.connection import Unavailable
-from proxy.upstream import Upstream, UpstreamResponse, UpstreamUnavailable
+from proxy.upstream import Upstream
 
 logger = logging.getLogger("proxy.notifications")
 CONCURRENT_CALLS = 16
@@ -40,6 +40,7 @@ READ_COUNT = 1000
 TOUCH_CHUNK = 1000
 # Consumers of the group with nothing pending, idle this long, are gateways gone: removed from the group.
 FORGET_CONSUMER_MS = 3_600_000
+Entry = tuple[bytes, Pending]  # a stream entry's id, and the notification it holds
 
 
 @dataclass(slots=True)
@@ -51,7 +52,7 @@ class Held:
     busy: bool = False
 
 
-class StreamFlusher:
+class StreamFlusher(BatchSender[Entry]):
     def __init__(
         self,
         queue: SharedNotificationQueue,
@@ -64,18 +65,14 @@ class StreamFlusher:
         max_held: int,
         tick_s: float = 0.05,
     ) -> None:
+        super().__init__(
+            queue.store, queue.counters, upstream, refusals, backoff, max_delay_s=max_delay_s, tick_s=tick_s
+        )
         self.queue = queue
         self.redis = queue.redis
         self.stream = queue.stream
-        self.store = queue.store
-        self.counters = queue.counters
-        self.upstream = upstream
-        self.refusals = refusals
-        self.max_delay_s = max_delay_s
         self.claim_idle_s = claim_idle_s
         self.max_held = max_held
-        self.tick_s = tick_s
-        self.backoff = backoff
         self.consumer = self.redis.instance
         self._held: dict[Group, Held] = {}
         self._held_ids: set[bytes] = set()
@@ -286,7 +283,7 @@ class StreamFlusher:
 
     async def _call(self, group: Group, chosen: list[tuple[bytes, Pending]]) -> None:
         try:
-            await self.deliver(group, chosen)
+            await self.deliver(chosen)
         finally:
             held = self._held.get(group)
             if held is not None:
@@ -294,62 +291,33 @@ class StreamFlusher:
                 if not held.items:
                     del self._held[group]
 
-    async def deliver(self, group: Group, chosen: list[tuple[bytes, Pending]]) -> None:
-        # One notification in two entries (an XADD that timed out, then went to the local log and back, or
-        # a retried pipeline) is sent once: the edge's answer settles both.
-        pending = list({p.id: p for _, p in chosen}.values())
-        try:
-            response = await policy.send(self.upstream, pending)
-        except UpstreamUnavailable as exc:
-            self._retry(group, chosen, None, exc.message)
-            return
-        await self._settle(group, chosen, response)
+    # --- the items of the stream: (entry id, notification) ------------------------------------------------
 
-    async def _settle(self, group: Group, chosen: list[tuple[bytes, Pending]], response: UpstreamResponse) -> None:
-        settled = policy.settle(response)
-        if settled.verdict is Verdict.ACKNOWLEDGED:
-            done = [(sid, p) for sid, p in chosen if p.id in settled.acknowledged]
-            await self._done(group, done)
-            self.counters.flushed += len(done)
-            missing = [(sid, p) for sid, p in chosen if p.id not in settled.acknowledged]
-            if missing:
-                self._retry(group, missing, None, "not acknowledged by the edge")
-        elif settled.verdict is Verdict.REFUSED:
-            # Narrowed by notification id: an id twice in ``chosen`` was sent once, and is settled as one.
-            sent = list(dict.fromkeys(p.id for _, p in chosen))
-            visitor = f"{group.client}:{group.visitor}"
-            narrowed = await self.refusals.narrow(sent, settled.reason, settled.named, visitor)
-            if narrowed.dead:
-                dead = set(narrowed.dead)
-                self._dead_letter(
-                    group, [(sid, p) for sid, p in chosen if p.id in dead], narrowed.reason, response.status
-                )
-            for piece in narrowed.resend:
-                again = set(piece)
-                await self.deliver(group, [(sid, p) for sid, p in chosen if p.id in again])
-        elif settled.verdict is Verdict.RETRY:
-            self._retry(group, chosen, settled.retry_after_s, settled.reason)
-        else:
-            self._dead_letter(group, chosen, settled.reason, response.status)
+    def notification(self, item: Entry) -> Pending:
+        return item[1]
 
-    def _dead_letter(self, group: Group, chosen: list[tuple[bytes, Pending]], reason: str, status: int | None) -> None:
-        if status is not None:
-            logger.warning("edge refused %d notification(s) with %d: %s", len(chosen), status, reason)
-        self.store.dead_letter([p for _, p in chosen], reason, status)
-        self.counters.dead_lettered += len(chosen)
-        self._forget(group, [sid for sid, _ in chosen])
-        self._unacked.extend(sid for sid, _ in chosen)
-
-    async def _done(self, group: Group, done: list[tuple[bytes, Pending]]) -> None:
+    async def acknowledged(self, items: list[Entry]) -> None:
         """The edge acknowledged these: settle them in the stream (or as soon as Redis answers)."""
-        if not done:
+        if not items:
             return
-        ids = [sid for sid, _ in done]
-        self._forget(group, ids)
+        ids = [sid for sid, _ in items]
+        self._forget(items[0][1].group, ids)
         try:
             await self.redis.run(lambda: self._ack(ids))
         except Unavailable:
             self._unacked.extend(ids)
+
+    def dead_lettered(self, items: list[Entry]) -> None:
+        if items:
+            self._forget(items[0][1].group, [sid for sid, _ in items])
+            self._unacked.extend(sid for sid, _ in items)
+
+    def later(self, items: list[Entry], delay_s: float) -> None:
+        for _, pending in items:
+            pending.attempts += 1
+        held = self._held.get(items[0][1].group)
+        if held is not None:
+            held.not_before = time.time() + delay_s
 
     def _forget(self, group: Group, ids: Sequence[bytes]) -> None:
         held = self._held.get(group)
@@ -374,24 +342,6 @@ class StreamFlusher:
                 await self.redis.run(partial(self._ack, left[start : start + TOUCH_CHUNK]))
         except Unavailable:
             self._unacked[:0] = left
-
-    def _retry(
-        self, group: Group, chosen: list[tuple[bytes, Pending]], retry_after_s: float | None, reason: str
-    ) -> None:
-        self.counters.failed += len(chosen)
-        for _, pending in chosen:
-            pending.attempts += 1
-        backoff = self.backoff
-        exhausted = [(sid, p) for sid, p in chosen if backoff.gives_up(p.attempts)]
-        if exhausted:
-            self._dead_letter(group, exhausted, f"gave up after {backoff.max_attempts} attempts: {reason}", None)
-        again = [p for _, p in chosen if not backoff.gives_up(p.attempts)]
-        if not again:
-            return
-        held = self._held.get(group)
-        if held is not None:
-            held.not_before = time.time() + backoff.delay(max(p.attempts for p in again), retry_after_s)
-        self.counters.retried += len(again)
 
     def document(self) -> dict[str, Any]:
         return {"held": self.held, "claimed": self.claimed, "unacknowledgedInStream": len(self._unacked)}

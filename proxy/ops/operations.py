@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from starlette.requests import Request
@@ -27,22 +27,14 @@ NO_STORE = {"Cache-Control": "no-store"}
 HOST = socket.gethostname()
 
 
+@dataclass
 class OperationRoutes:
-    def __init__(
-        self,
-        keys: ClientKeys,
-        sessions: InMemorySessionStore,
-        cache: InMemoryContentCache,
-        queue: NotificationQueue,
-        refusals: RefusalPolicy,
-        health: Health,
-    ) -> None:
-        self.keys = keys
-        self.sessions = sessions
-        self.cache = cache
-        self.queue = queue
-        self.refusals = refusals
-        self.health = health
+    keys: ClientKeys
+    sessions: InMemorySessionStore
+    cache: InMemoryContentCache
+    queue: NotificationQueue
+    refusals: RefusalPolicy
+    health: Health
 
     def routes(self) -> list[Route]:
         return [

@@ -200,11 +200,11 @@ def test_another_4xx_dead_letters_the_batch(make_gateway: Any, emulator: httpx.C
     assert stats(emulator)["requests"]["delivery"] == 2, "refused for good: never sent again"
 
 
-def test_a_repeated_notification_id_is_sent_again_and_counted_once(
+def test_a_repeated_notification_id_is_sent_once_and_settles_both_rows(
     make_gateway: Any, emulator: httpx.Client, tmp_path: Path
 ) -> None:
-    """The store keeps no index of ids: a notification a client sends twice is stored twice and sent
-    twice, and the edge counts its id once (reporting the repeat as a duplicate)."""
+    """The store keeps no index of ids: a notification a client sends twice is stored twice; held in one
+    batch, it goes upstream once and the edge's answer settles both rows."""
     gateway = make_gateway()
     visitor = new_visitor()
     prefetch = {"mboxes": [{"index": 0, "name": "home-hero"}]}
@@ -220,7 +220,7 @@ def test_a_repeated_notification_id_is_sent_again_and_counted_once(
         assert answer.status_code == 200
     assert stored_ids(store_root(tmp_path)) == [repeated["id"]] * 2
     counted = settled(gateway, emulator, 1)
-    assert counted["notifications"] == {"display": 1, "click": 0, "duplicates": 1}
+    assert counted["notifications"] == {"display": 1, "click": 0, "duplicates": 0}
     assert counted["impressions"] == 1
     status = queue_status(gateway.client)
     assert (status["accepted"], status["flushed"], status["deadLettered"]) == (2, 2, 0)
