@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from proxy.api import validation
+from proxy.api import checks, validation
 from proxy.api.replies import CLICKED, answer, client_ids, take_over
 from proxy.content import translate
 from proxy.content.affinity import upstream_ids
@@ -39,11 +39,11 @@ class DeliveryApi:
     async def deliver(self, incoming: Incoming) -> Outgoing:
         params = incoming.query
         if params.get("client") is None and params.get("imsOrgId") is None:
-            raise validation.fail("client", "client or imsOrgId is required")
-        client = validation.client_code(params["client"]) if "client" in params else self.default_client
+            raise checks.fail("client", "client or imsOrgId is required")
+        client = checks.client_code(params["client"]) if "client" in params else self.default_client
         supplied = incoming.query_value("sessionId")  # decoded as the path form is: one rule for both
         if supplied is not None:
-            validation.session_id(supplied)
+            checks.session_id(supplied)
         body = validation.delivery(parse_json(incoming.body), validation.MAX_NOTIFICATIONS)
         record = await self.content.visitor(client, VisitorIds.parse(body.get("id")), supplied)
         incoming.visitor = record.visitor

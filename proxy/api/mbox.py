@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import orjson
 
-from proxy.api import validation
+from proxy.api import checks, validation
 from proxy.api.replies import CLICKED, answer
 from proxy.content import translate
 from proxy.content.affinity import restore_ids, upstream_ids
@@ -31,16 +31,16 @@ class SingleMbox:
         paths.exact("/rest/v1/mbox", self.view, "/rest/v1/mbox")
 
     async def view(self, incoming: Incoming) -> Outgoing:
-        client = validation.client_code(incoming.query.get("client"))
+        client = checks.client_code(incoming.query.get("client"))
         supplied = incoming.path_param
         if supplied is not None:
-            validation.session_id(supplied)
+            checks.session_id(supplied)
         body = validation.single_mbox(parse_json(incoming.body))
         record = await self.content.visitor(client, VisitorIds.parse(body), supplied)
         incoming.visitor = record.visitor
         asked: str = body["mbox"]
-        clicked = validation.boolean_flag(body.get("clicked"), "clicked") or asked.endswith(CLICKED)
-        if validation.boolean_flag(body.get("mboxTrace"), "mboxTrace"):
+        clicked = checks.boolean_flag(body.get("clicked"), "clicked") or asked.endswith(CLICKED)
+        if checks.boolean_flag(body.get("mboxTrace"), "mboxTrace"):
             incoming.cache = "bypass"
             return await self.forward(incoming, body, record, client)
         name = asked.removesuffix(CLICKED)

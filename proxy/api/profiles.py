@@ -15,7 +15,7 @@ from cachetools import LRUCache
 from starlette.requests import Request
 from starlette.responses import Response
 
-from proxy.api import validation
+from proxy.api import checks, validation
 from proxy.content.affinity import client_host, edge_host_for, located_tnt_id
 from proxy.content.sessions import EDGE_HOST, SessionRecord, SessionStore
 from proxy.content.visitors import VisitorIds, split_location
@@ -68,8 +68,8 @@ class ProfileRoutes:
     async def fetch_by_tnt_id(self, request: Request) -> Response:
         if self.settings.profile_read_requires_key:
             await self.keys.admit(request, "profile")
-        client = validation.client_code(request.query_params.get("client"))
-        tnt_id = validation.tnt_id(request.path_params["tnt_id"], "tntId", 128)
+        client = checks.client_code(request.query_params.get("client"))
+        tnt_id = checks.tnt_id(request.path_params["tnt_id"], "tntId", 128)
         assert tnt_id is not None
         record = await self._find(VisitorIds.parse({"tntId": tnt_id}).keys(client))
         path = f"/rest/v1/profiles/{quote(located_tnt_id(tnt_id, record), safe='')}?{request.url.query}"
@@ -79,8 +79,8 @@ class ProfileRoutes:
     async def fetch_by_third_party_id(self, request: Request) -> Response:
         if self.settings.profile_read_requires_key:
             await self.keys.admit(request, "profile")
-        client = validation.client_code(request.query_params.get("client"))
-        third_party_id = validation.text(request.path_params["third_party_id"], "thirdPartyId", 128, required=True)
+        client = checks.client_code(request.query_params.get("client"))
+        third_party_id = checks.text(request.path_params["third_party_id"], "thirdPartyId", 128, required=True)
         assert third_party_id is not None
         record = await self._find(VisitorIds(third_party_id=third_party_id).keys(client))
         path = f"/rest/v1/profiles/thirdPartyId/{quote(third_party_id, safe='')}?{request.url.query}"
@@ -103,7 +103,7 @@ class ProfileRoutes:
     # GET|POST /m2/{client}/profile/update?mboxPC=...&profile.name=value
     async def update(self, request: Request) -> Response:
         await self.keys.admit(request, "profile")
-        client = validation.client_code(request.path_params["client"])
+        client = checks.client_code(request.path_params["client"])
         query = dict(request.query_params)
         if request.method == "POST":
             query.update(await read_form(request, self.settings.max_body_bytes))
@@ -123,7 +123,7 @@ class ProfileRoutes:
     # profiles that exist and answers an overall status)
     async def batch_update(self, request: Request) -> Response:
         await self.keys.admit(request, "profile")
-        client = validation.client_code(request.path_params["client"])
+        client = checks.client_code(request.path_params["client"])
         body = await read_bytes(request, MAX_BATCH_BYTES)
         # A file upstream would refuse costs a call of the client's budget: its head is checked here.
         batch_files.read_head(batch_files.rows(batch_files.batch_text(body)))
@@ -154,8 +154,8 @@ class ProfileRoutes:
     # GET /m2/{client}/v2/profile/batchStatus?batchId=...
     async def batch_status(self, request: Request) -> Response:
         await self.keys.admit(request, "profile")
-        client = validation.client_code(request.path_params["client"])
-        batch_id = validation.text(request.query_params.get("batchId"), "batchId", 256, required=True)
+        client = checks.client_code(request.path_params["client"])
+        batch_id = checks.text(request.query_params.get("batchId"), "batchId", 256, required=True)
         assert batch_id is not None
         host = self._batch_edges.get(batch_id) or client_host(client)
         await self.budget(client).spend()

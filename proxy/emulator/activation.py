@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from proxy.api import validation
+from proxy.api import checks
 from proxy.emulator.aep import DAY_S, AepWorld, Dataflow, platform_endpoint, problem
 from proxy.emulator.aep_jobs import ProfileJobs
 from proxy.emulator.shaped import json_answer
@@ -67,14 +67,14 @@ def is_v2(accept: str) -> bool:
 
 
 def _activation_info(body: Any) -> dict[str, list[str]]:
-    body = validation.require_object(body)
-    info = validation.optional_object(body.get("activationInfo"), "activationInfo")
+    body = checks.require_object(body)
+    info = checks.optional_object(body.get("activationInfo"), "activationInfo")
     if not info:
-        raise validation.fail("activationInfo", "must map destination ids to arrays of audience ids")
+        raise checks.fail("activationInfo", "must map destination ids to arrays of audience ids")
     for destination, audiences in info.items():
         where = f"activationInfo.{destination}"
         if not isinstance(audiences, list) or not audiences or not all(isinstance(a, str) and a for a in audiences):
-            raise validation.fail(where, "must be a non-empty array of audience ids")
+            raise checks.fail(where, "must be a non-empty array of audience ids")
     return info
 
 
@@ -94,11 +94,11 @@ class Activation:
         key = "exportIds" if "exportIds" in body else "exportId"
         ids = body.get(key)
         if not isinstance(ids, list) or not ids:
-            raise validation.fail("exportIds", "an export job id is required without the version 2 Accept header")
+            raise checks.fail("exportIds", "an export job id is required without the version 2 Accept header")
         for index, export_id in enumerate(ids):
             text = str(export_id)
             if isinstance(export_id, bool) or not text.isdigit() or int(text) not in self.jobs.export_jobs:
-                raise validation.fail(f"{key}[{index}]", f"export job {export_id} does not exist")
+                raise checks.fail(f"{key}[{index}]", f"export job {export_id} does not exist")
         return key
 
     def start(self, body: Any, *, v2: bool) -> dict[str, Any]:

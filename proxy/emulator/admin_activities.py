@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from proxy.api import validation
+from proxy.api import checks
 from proxy.emulator.admin_catalog import ENVIRONMENTS
 from proxy.emulator.admin_core import (
     AdminRequest,
@@ -159,7 +159,7 @@ class Activities:
             self._log(int(after["id"]), {"activityLocationOfferChange": change})
 
     def _audience_ids(self, value: Any, field: str) -> list[int]:
-        ids = validation.optional_array(value, field)
+        ids = checks.optional_array(value, field)
         for index, audience_id in enumerate(ids):
             if isinstance(audience_id, bool) or not isinstance(audience_id, int):
                 raise bad_request(f"{field}[{index}]", "must be an audience id")
@@ -169,10 +169,10 @@ class Activities:
 
     def _validated(self, body: Any, kind: str, current: dict[str, Any] | None) -> dict[str, Any]:
         """The activity a create (current None) or full update would store; 400 naming the first problem."""
-        body = validation.require_object(body)
-        name = validation.text(body.get("name"), "name", MAX_NAME, required=True)
+        body = checks.require_object(body)
+        name = checks.text(body.get("name"), "name", MAX_NAME, required=True)
         given = body.get("thirdPartyId") or (current or {}).get("thirdPartyId") or str(uuid.uuid4())
-        third_party_id = validation.text(given, "thirdPartyId", MAX_NAME)
+        third_party_id = checks.text(given, "thirdPartyId", MAX_NAME)
         for other in self.catalog.activities.values():
             if other is not current and other.get("thirdPartyId") == third_party_id:
                 raise bad_request("thirdPartyId", f"{third_party_id!r} is used by activity {other['id']}")
@@ -183,45 +183,45 @@ class Activities:
         priority = _priority(body.get("priority", (current or {}).get("priority", 5)))
         starts, ends = _schedule(body.get("startsAt"), body.get("endsAt"), both=False)
 
-        locations = validation.optional_object(body.get("locations"), "locations") or {}
-        mboxes = validation.optional_array(locations.get("mboxes"), "locations.mboxes")
+        locations = checks.optional_object(body.get("locations"), "locations") or {}
+        mboxes = checks.optional_array(locations.get("mboxes"), "locations.mboxes")
         if not mboxes:
             raise bad_request("locations.mboxes", "at least one location is required")
         location_ids: set[int] = set()
         for index, mbox in enumerate(mboxes):
             where = f"locations.mboxes[{index}]"
-            validation.require_object(mbox, where)
-            local_id = validation.non_negative_index(mbox.get("locationLocalId"), f"{where}.locationLocalId")
+            checks.require_object(mbox, where)
+            local_id = checks.non_negative_index(mbox.get("locationLocalId"), f"{where}.locationLocalId")
             if local_id in location_ids:
                 raise bad_request(f"{where}.locationLocalId", f"{local_id} is used twice")
             location_ids.add(local_id)
-            validation.mbox_name(mbox.get("name"), f"{where}.name", MAX_NAME)
+            checks.mbox_name(mbox.get("name"), f"{where}.name", MAX_NAME)
             self._audience_ids(mbox.get("audienceIds"), f"{where}.audienceIds")
 
-        experiences = validation.optional_array(body.get("experiences"), "experiences")
+        experiences = checks.optional_array(body.get("experiences"), "experiences")
         if not experiences:
             raise bad_request("experiences", "at least one experience is required")
         experience_ids: set[int] = set()
         total_share = 0.0
         for index, experience in enumerate(experiences):
             where = f"experiences[{index}]"
-            validation.require_object(experience, where)
-            local_id = validation.non_negative_index(experience.get("experienceLocalId"), f"{where}.experienceLocalId")
+            checks.require_object(experience, where)
+            local_id = checks.non_negative_index(experience.get("experienceLocalId"), f"{where}.experienceLocalId")
             if local_id in experience_ids:
                 raise bad_request(f"{where}.experienceLocalId", f"{local_id} is used twice")
             experience_ids.add(local_id)
-            validation.text(experience.get("name"), f"{where}.name", MAX_NAME, required=True)
+            checks.text(experience.get("name"), f"{where}.name", MAX_NAME, required=True)
             share = experience.get("visitorPercentage")
             if share is not None:
                 if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 100:
                     raise bad_request(f"{where}.visitorPercentage", "must be a number from 0 to 100")
                 total_share += share
             self._audience_ids(experience.get("audienceIds"), f"{where}.audienceIds")
-            offers = validation.optional_array(experience.get("offerLocations"), f"{where}.offerLocations")
+            offers = checks.optional_array(experience.get("offerLocations"), f"{where}.offerLocations")
             for n, placement in enumerate(offers):
                 at = f"{where}.offerLocations[{n}]"
-                validation.require_object(placement, at)
-                location = validation.non_negative_index(placement.get("locationLocalId"), f"{at}.locationLocalId")
+                checks.require_object(placement, at)
+                location = checks.non_negative_index(placement.get("locationLocalId"), f"{at}.locationLocalId")
                 if location not in location_ids:
                     raise bad_request(f"{at}.locationLocalId", f"no location has locationLocalId {location}")
                 offer_id = placement.get("offerId")
@@ -230,10 +230,10 @@ class Activities:
         if kind == "ab" and total_share > 100.0001:
             raise bad_request("experiences", "visitorPercentage must add up to at most 100")
 
-        for index, metric in enumerate(validation.optional_array(body.get("metrics"), "metrics")):
-            validation.require_object(metric, f"metrics[{index}]")
-            for n, target in enumerate(validation.optional_array(metric.get("mboxes"), f"metrics[{index}].mboxes")):
-                event = validation.require_object(target, f"metrics[{index}].mboxes[{n}]").get("successEvent")
+        for index, metric in enumerate(checks.optional_array(body.get("metrics"), "metrics")):
+            checks.require_object(metric, f"metrics[{index}]")
+            for n, target in enumerate(checks.optional_array(metric.get("mboxes"), f"metrics[{index}].mboxes")):
+                event = checks.require_object(target, f"metrics[{index}].mboxes[{n}]").get("successEvent")
                 if event not in SUCCESS_EVENTS:
                     raise bad_request(
                         f"metrics[{index}].mboxes[{n}].successEvent", "must be mbox_shown or mbox_clicked"
@@ -303,25 +303,25 @@ class Activities:
         return ok({**activity, "state": "deleted", "modifiedAt": iso(self.clock())})
 
     def rename(self, request: AdminRequest, activity_id: str, kind: str | None = None) -> AdminResponse:
-        body = validation.require_object(request.body)
-        name = validation.text(body.get("name"), "name", MAX_NAME, required=True)
+        body = checks.require_object(request.body)
+        name = checks.text(body.get("name"), "name", MAX_NAME, required=True)
         activity = self._change(activity_id, kind, "name", name)
         return ok({"id": activity["id"], "name": name, "modifiedAt": activity["modifiedAt"]})
 
     def set_state(self, request: AdminRequest, activity_id: str, kind: str | None = None) -> AdminResponse:
-        state = validation.require_object(request.body).get("state")
+        state = checks.require_object(request.body).get("state")
         if state not in STATE_UPDATES:
             raise bad_request("state", f"must be one of {', '.join(STATE_UPDATES)}")
         activity = self._change(activity_id, kind, "state", state)
         return ok({"id": activity["id"], "state": state, "modifiedAt": activity["modifiedAt"]})
 
     def set_priority(self, request: AdminRequest, activity_id: str, kind: str | None = None) -> AdminResponse:
-        priority = _priority(validation.require_object(request.body).get("priority"))
+        priority = _priority(checks.require_object(request.body).get("priority"))
         activity = self._change(activity_id, kind, "priority", priority)
         return ok({"id": activity["id"], "priority": priority, "modifiedAt": activity["modifiedAt"]})
 
     def set_schedule(self, request: AdminRequest, activity_id: str, kind: str | None = None) -> AdminResponse:
-        body = validation.require_object(request.body)
+        body = checks.require_object(request.body)
         starts, ends = _schedule(body.get("startsAt"), body.get("endsAt"), both=True)
         activity = self._find(activity_id, kind)
         before = dict(activity)

@@ -14,7 +14,7 @@ import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from proxy.api import validation
+from proxy.api import checks
 from proxy.emulator.admin_core import (
     AdminRequest,
     AdminResponse,
@@ -109,15 +109,15 @@ class Offers:
         return {key: offer[key] for key in ("id", "name", "content", "workspace", "modifiedAt") if key in offer}
 
     def _validated(self, body: Any, kind: str, offer_id: int) -> dict[str, Any]:
-        body = validation.require_object(body)
-        name = validation.text(body.get("name"), "name", MAX_NAME, required=True)
+        body = checks.require_object(body)
+        name = checks.text(body.get("name"), "name", MAX_NAME, required=True)
         content = body.get("content")
         if kind == "json" and not isinstance(content, dict):
             raise bad_request("content", "a JSON offer's content must be a JSON object")
         if kind == "content" and not isinstance(content, str):
             raise bad_request("content", "a content offer's content must be a string")
         offer = {"id": offer_id, "name": name, "type": kind, "content": copy.deepcopy(content)}
-        workspace = validation.text(body.get("workspace"), "workspace", MAX_NAME)
+        workspace = checks.text(body.get("workspace"), "workspace", MAX_NAME)
         if workspace is not None:
             offer["workspace"] = workspace
         offer["modifiedAt"] = iso(self.clock())
@@ -198,13 +198,13 @@ class Audiences:
         return found
 
     def _validated(self, body: Any, audience_id: int) -> dict[str, Any]:
-        body = validation.require_object(body)
-        name = validation.text(body.get("name"), "name", MAX_NAME, required=True)
+        body = checks.require_object(body)
+        name = checks.text(body.get("name"), "name", MAX_NAME, required=True)
         assert name is not None
         for other in self.catalog.audiences.values():
             if other["id"] != audience_id and str(other.get("name", "")).lower() == name.lower():
                 raise bad_request("name", f"audience {other['id']} already has the name {name!r}")
-        description = validation.text(body.get("description"), "description", 2000, blank_ok=True)
+        description = checks.text(body.get("description"), "description", 2000, blank_ok=True)
         target_rule, audience_rule = body.get("targetRule"), body.get("audienceRule")
         if target_rule is not None and audience_rule is not None:
             raise bad_request("targetRule", "targetRule and audienceRule cannot be combined in one audience")
@@ -227,7 +227,7 @@ class Audiences:
                 audience["audienceRule"] = copy.deepcopy(audience_rule)
         except RuleError as exc:  # its message names the part of the rule, e.g. "targetRule.and[1]: ..."
             raise admin_error(400, str(exc), "targetRule" if target_rule is not None else "audienceRule") from None
-        workspace = validation.text(body.get("workspace"), "workspace", MAX_NAME)
+        workspace = checks.text(body.get("workspace"), "workspace", MAX_NAME)
         if workspace is not None:
             audience["workspace"] = workspace
         audience["modifiedAt"] = iso(self.clock())

@@ -24,7 +24,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from proxy.api import validation
+from proxy.api import checks
 from proxy.emulator.ims import GATEWAY_ERRORS, check_credentials
 from proxy.emulator.shaped import ShapedError
 from proxy.http.errors import ApiError
@@ -134,36 +134,36 @@ class AepWorld:
 
     def configure(self, body: Any) -> None:
         """Control input: upsert audiences, destinations and dataflows (by id), change timings."""
-        body = validation.require_object(body)
+        body = checks.require_object(body)
         unknown = set(body) - {"audiences", "destinations", "dataflows", "timings", "finish"}
         if unknown:
-            raise validation.fail(sorted(unknown)[0], "is not an AEP control setting")
-        for index, raw in enumerate(validation.optional_array(body.get("audiences"), "audiences")):
+            raise checks.fail(sorted(unknown)[0], "is not an AEP control setting")
+        for index, raw in enumerate(checks.optional_array(body.get("audiences"), "audiences")):
             item = self._item(raw, f"audiences[{index}]", PlatformAudience, self.audiences)
             self.audiences[item.id] = item
-        for index, raw in enumerate(validation.optional_array(body.get("destinations"), "destinations")):
+        for index, raw in enumerate(checks.optional_array(body.get("destinations"), "destinations")):
             item = self._item(raw, f"destinations[{index}]", Destination, self.destinations)
             if item.type not in ("batch", "streaming"):
-                raise validation.fail(f"destinations[{index}].type", "must be batch or streaming")
+                raise checks.fail(f"destinations[{index}].type", "must be batch or streaming")
             self.destinations[item.id] = item
-        for index, raw in enumerate(validation.optional_array(body.get("dataflows"), "dataflows")):
+        for index, raw in enumerate(checks.optional_array(body.get("dataflows"), "dataflows")):
             where = f"dataflows[{index}]"
             item = self._item(raw, where, Dataflow, self.dataflows, {"scheduledAt": self.clock() - 2 * DAY_S})
             if item.destinationId not in self.destinations:
-                raise validation.fail(f"{where}.destinationId", f"destination {item.destinationId} does not exist")
+                raise checks.fail(f"{where}.destinationId", f"destination {item.destinationId} does not exist")
             if not isinstance(item.audienceIds, list) or not all(isinstance(a, str) for a in item.audienceIds):
-                raise validation.fail(f"{where}.audienceIds", "must be an array of audience ids")
+                raise checks.fail(f"{where}.audienceIds", "must be an array of audience ids")
             if not isinstance(item.processing, bool):
-                raise validation.fail(f"{where}.processing", "must be true or false")
+                raise checks.fail(f"{where}.processing", "must be true or false")
             if isinstance(item.scheduledAt, bool) or not isinstance(item.scheduledAt, int | float):
-                raise validation.fail(f"{where}.scheduledAt", "must be epoch seconds")
+                raise checks.fail(f"{where}.scheduledAt", "must be epoch seconds")
             self.dataflows[item.id] = item
-        timings = validation.optional_object(body.get("timings"), "timings") or {}
+        timings = checks.optional_object(body.get("timings"), "timings") or {}
         for name, value in timings.items():
             if name not in Timings.__dataclass_fields__:
-                raise validation.fail(f"timings.{name}", "is not a timing")
+                raise checks.fail(f"timings.{name}", "is not a timing")
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise validation.fail(f"timings.{name}", "must be a number of seconds >= 0")
+                raise checks.fail(f"timings.{name}", "must be a number of seconds >= 0")
             setattr(self.timings, name, float(value))
 
     @staticmethod
@@ -171,21 +171,21 @@ class AepWorld:
         raw: Any, where: str, kind: type, existing: dict[str, Any], defaults: dict[str, Any] | None = None
     ) -> Any:
         """A control item merged over the stored one with its id (or the defaults for a new one)."""
-        raw = validation.require_object(raw, where)
+        raw = checks.require_object(raw, where)
         names = {f.name for f in fields(kind)}
         unknown = set(raw) - names
         if unknown:
-            raise validation.fail(f"{where}.{sorted(unknown)[0]}", "is not a field")
-        item_id = validation.text(raw.get("id"), f"{where}.id", 128, required=True)
+            raise checks.fail(f"{where}.{sorted(unknown)[0]}", "is not a field")
+        item_id = checks.text(raw.get("id"), f"{where}.id", 128, required=True)
         merged = {**(defaults or {}), **(asdict(existing[item_id]) if item_id in existing else {}), **raw}
         try:
             item = kind(**merged)
         except TypeError:
             missing = sorted(names - set(merged))
-            raise validation.fail(f"{where}.{missing[0] if missing else 'id'}", "is required") from None
+            raise checks.fail(f"{where}.{missing[0] if missing else 'id'}", "is required") from None
         for name in ("name", "type", "expression", "destinationId"):
             if name in names and not isinstance(getattr(item, name), str):
-                raise validation.fail(f"{where}.{name}", "must be a string")
+                raise checks.fail(f"{where}.{name}", "must be a string")
         return item
 
     def document(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from proxy.api import validation
+from proxy.api import checks
 from proxy.emulator.aep import DAY_S, AepWorld, platform_endpoint, problem, progress
 from proxy.emulator.catalog import parse_time
 from proxy.emulator.shaped import json_answer
@@ -57,12 +57,12 @@ def _rfc3339(value: Any, field_name: str) -> None:
         if not isinstance(value, str) or parse_time(value) is None:
             raise ValueError
     except ValueError:
-        raise validation.fail(field_name, "must be an RFC 3339 timestamp") from None
+        raise checks.fail(field_name, "must be an RFC 3339 timestamp") from None
 
 
 def _bool(value: Any, field_name: str) -> None:
     if value is not None and not isinstance(value, bool):
-        raise validation.fail(field_name, "must be true or false")
+        raise checks.fail(field_name, "must be true or false")
 
 
 def _page(request: Request, offset_name: str) -> tuple[int, int]:
@@ -171,12 +171,12 @@ class ProfileJobs:
 
     def create_segment_job(self, body: Any, sandbox: str) -> dict[str, Any]:
         if not isinstance(body, list) or not body:
-            raise validation.fail("body", "must be a non-empty array of {segmentId}")
+            raise checks.fail("body", "must be a non-empty array of {segmentId}")
         for index, item in enumerate(body):
-            validation.require_object(item, f"[{index}]")
-            segment_id = validation.text(item.get("segmentId"), f"[{index}].segmentId", 128, required=True)
+            checks.require_object(item, f"[{index}]")
+            segment_id = checks.text(item.get("segmentId"), f"[{index}].segmentId", 128, required=True)
             if segment_id not in self.world.audiences:
-                raise validation.fail(f"[{index}].segmentId", f"segment definition {segment_id} does not exist")
+                raise checks.fail(f"[{index}].segmentId", f"segment definition {segment_id} does not exist")
         job = Job(str(uuid.uuid4()), self.clock(), {"segments": [{"segmentId": i["segmentId"]} for i in body]}, sandbox)
         self.segment_jobs[job.id] = job
         return self.segment_document(job)
@@ -228,37 +228,37 @@ class ProfileJobs:
 
     @staticmethod
     def _check_export(body: Any) -> dict[str, Any]:
-        body = validation.require_object(body)
-        validation.text(body.get("fields"), "fields", 100_000, blank_ok=True)
-        policy = validation.optional_object(body.get("mergePolicy"), "mergePolicy")
+        body = checks.require_object(body)
+        checks.text(body.get("fields"), "fields", 100_000, blank_ok=True)
+        policy = checks.optional_object(body.get("mergePolicy"), "mergePolicy")
         if policy is not None:
-            validation.text(policy.get("id"), "mergePolicy.id", 256, required=True)
-        chosen = validation.optional_object(body.get("filter"), "filter") or {}
-        for index, segment in enumerate(validation.optional_array(chosen.get("segments"), "filter.segments")):
+            checks.text(policy.get("id"), "mergePolicy.id", 256, required=True)
+        chosen = checks.optional_object(body.get("filter"), "filter") or {}
+        for index, segment in enumerate(checks.optional_array(chosen.get("segments"), "filter.segments")):
             where = f"filter.segments[{index}]"
-            validation.require_object(segment, where)
-            validation.text(segment.get("segmentId"), f"{where}.segmentId", 128, required=True)
-            validation.text(segment.get("segmentNs"), f"{where}.segmentNs", 128)
-            states = validation.optional_array(segment.get("status"), f"{where}.status")
+            checks.require_object(segment, where)
+            checks.text(segment.get("segmentId"), f"{where}.segmentId", 128, required=True)
+            checks.text(segment.get("segmentNs"), f"{where}.segmentNs", 128)
+            states = checks.optional_array(segment.get("status"), f"{where}.status")
             if any(state not in SEGMENT_STATES for state in states):
-                raise validation.fail(f"{where}.status", "values must be realized, existing or exited")
-        window = validation.optional_object(chosen.get("segmentQualificationTime"), "filter.segmentQualificationTime")
+                raise checks.fail(f"{where}.status", "values must be realized, existing or exited")
+        window = checks.optional_object(chosen.get("segmentQualificationTime"), "filter.segmentQualificationTime")
         for edge in ("startTime", "endTime"):
             _rfc3339((window or {}).get(edge), f"filter.segmentQualificationTime.{edge}")
         _rfc3339(chosen.get("fromIngestTimestamp"), "filter.fromIngestTimestamp")
         _bool(chosen.get("emptyProfiles"), "filter.emptyProfiles")
-        validation.optional_object(body.get("additionalFields"), "additionalFields")
-        destination = validation.optional_object(body.get("destination"), "destination")
+        checks.optional_object(body.get("additionalFields"), "additionalFields")
+        destination = checks.optional_object(body.get("destination"), "destination")
         if destination is None:
-            raise validation.fail("destination", "is required")
-        validation.text(destination.get("datasetId"), "destination.datasetId", 128, required=True)
+            raise checks.fail("destination", "is required")
+        checks.text(destination.get("datasetId"), "destination.datasetId", 128, required=True)
         _bool(destination.get("segmentPerBatch"), "destination.segmentPerBatch")
-        schema = validation.optional_object(body.get("schema"), "schema")
+        schema = checks.optional_object(body.get("schema"), "schema")
         if schema is None:
-            raise validation.fail("schema", "is required")
-        validation.text(schema.get("name"), "schema.name", 256, required=True)
+            raise checks.fail("schema", "is required")
+        checks.text(schema.get("name"), "schema.name", 256, required=True)
         _bool(
-            (validation.optional_object(body.get("evaluationInfo"), "evaluationInfo") or {}).get("segmentation"),
+            (checks.optional_object(body.get("evaluationInfo"), "evaluationInfo") or {}).get("segmentation"),
             "evaluationInfo.segmentation",
         )
         return body

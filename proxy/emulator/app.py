@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from proxy.api import validation
+from proxy.api import checks
 from proxy.emulator import activation, admin, aep_jobs, external_audiences, ims
 from proxy.emulator.activation import Activation
 from proxy.emulator.admin import AdminApi
@@ -73,7 +73,7 @@ def client_param(request: Request, edge: Edge, required: bool = True) -> str:
     client = request.query_params.get("client")
     if client is None and not required:
         return edge.catalog.client
-    return validation.client_code(client, "client")
+    return checks.client_code(client, "client")
 
 
 class EmulatorState:
@@ -122,7 +122,7 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
     state = EmulatorState(settings or Settings(), clock)
 
     async def single_mbox(request: Request) -> Response:
-        session_id = validation.session_id(request.path_params["session_id"])
+        session_id = checks.session_id(request.path_params["session_id"])
         client_param(request, state.edge)
         body = await read_json(request)
         return json_response(state.edge.single_mbox(state.call(request, session_id), body))
@@ -136,9 +136,9 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
     async def delivery(request: Request) -> Response:
         params = request.query_params
         if params.get("client") is None and params.get("imsOrgId") is None:
-            raise validation.fail("client", "client or imsOrgId is required")
+            raise checks.fail("client", "client or imsOrgId is required")
         client = client_param(request, state.edge, required=False)
-        session_id = validation.session_id(params.get("sessionId"))
+        session_id = checks.session_id(params.get("sessionId"))
         body = await read_json(request)
         return json_response(state.edge.delivery(state.call(request, session_id), client, body))
 
@@ -155,7 +155,7 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
         return json_response(state.edge.fetch_profile(call, client, third_party_id=third_party_id))
 
     async def profile_update(request: Request) -> Response:
-        validation.client_code(request.path_params["client"])
+        checks.client_code(request.path_params["client"])
         query = dict(request.query_params)
         if request.method == "POST":
             query.update(await read_form(request, MAX_BODY_BYTES))
@@ -164,7 +164,7 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
         return xml_response([("success", "true"), ("message", "Request successfully submitted")])
 
     async def profile_batch_update(request: Request) -> Response:
-        client = validation.client_code(request.path_params["client"])
+        client = checks.client_code(request.path_params["client"])
         state.throttle_profiles(client)
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > 50 * 1024 * 1024:
@@ -194,10 +194,10 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
         )
 
     async def profile_batch_status(request: Request) -> Response:
-        state.throttle_profiles(validation.client_code(request.path_params["client"]))
+        state.throttle_profiles(checks.client_code(request.path_params["client"]))
         batch_id = request.query_params.get("batchId")
         if not batch_id:
-            raise validation.fail("batchId", "is required")
+            raise checks.fail("batchId", "is required")
         batch = state.bulk.get(batch_id)
         if batch is None:
             raise ApiError(404, f"No batch found with id={batch_id}", "batchId")
@@ -237,10 +237,10 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
 
     async def clock_control(request: Request) -> Response:
         if request.method == "POST":
-            body = validation.require_object(await read_json(request))
+            body = checks.require_object(await read_json(request))
             seconds = body.get("advance_seconds")
             if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-                raise validation.fail("advance_seconds", "must be a number of seconds >= 0")
+                raise checks.fail("advance_seconds", "must be a number of seconds >= 0")
             clock.advance(float(seconds))
         return json_response({"offset_seconds": clock.offset, "now": clock.now()})
 
@@ -249,10 +249,10 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
 
     async def limits(request: Request) -> Response:
         if request.method == "POST":
-            body = validation.require_object(await read_json(request))
+            body = checks.require_object(await read_json(request))
             rate = body.get("admin_rate_per_minute")
             if isinstance(rate, bool) or not isinstance(rate, int) or rate < 1:
-                raise validation.fail("admin_rate_per_minute", "must be a whole number >= 1")
+                raise checks.fail("admin_rate_per_minute", "must be a whole number >= 1")
             state.limiter.rate = rate
         return json_response({"admin_rate_per_minute": state.limiter.rate})
 
@@ -263,7 +263,7 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
             finish = body.get("finish")
             if finish is not None and finish is not False:
                 if finish is not True and not (isinstance(finish, list) and all(isinstance(i, str) for i in finish)):
-                    raise validation.fail("finish", "must be true or an array of run, job or operation ids")
+                    raise checks.fail("finish", "must be true or an array of run, job or operation ids")
                 ids = None if finish is True else finish
                 state.activation.finish(ids)
                 state.jobs.finish(ids)

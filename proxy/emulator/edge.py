@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.api import validation
+from proxy.api import checks, validation
 from proxy.emulator.catalog import GLOBAL_MBOX, Catalog
 from proxy.emulator.decisioning import CLICKED_SUFFIX, Decider, Decision
 from proxy.emulator.profiles import Profile, ProfileStore
@@ -150,7 +150,7 @@ class Edge:
             self._geo(location.get("ipAddress")),
         )
         name, visitor = body["mbox"], profile.visitor_key
-        clicked = validation.boolean_flag(body.get("clicked"), "clicked") or name.endswith(CLICKED_SUFFIX)
+        clicked = checks.boolean_flag(body.get("clicked"), "clicked") or name.endswith(CLICKED_SUFFIX)
         name = name.removesuffix(CLICKED_SUFFIX)
         self.stats.mbox_requested(name, body.get("mboxParameters"))
         decision = self.decider.decide(name, visitor, ctx)
@@ -162,7 +162,7 @@ class Edge:
         answer["edgeHost"] = profile.edge_host
         answer["content"] = self.decider.text_content(decision)
         answer["sessionId"] = call.session_id
-        if validation.boolean_flag(body.get("mboxTrace"), "mboxTrace"):
+        if checks.boolean_flag(body.get("mboxTrace"), "mboxTrace"):
             answer["mboxTrace"] = {
                 "cluster": call.cluster,
                 "profile": ctx.profile,

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from proxy.api import validation
+from proxy.api import checks
 from proxy.emulator.aep import AepWorld, platform_endpoint
 from proxy.emulator.shaped import ShapedError, json_answer
 from proxy.http.errors import ApiError
@@ -86,9 +86,9 @@ class Audience:
 
 
 def _strings(value: Any, where: str) -> list[str]:
-    items = validation.optional_array(value, where)
+    items = checks.optional_array(value, where)
     if not all(isinstance(item, str) for item in items):
-        raise validation.fail(where, "must be an array of strings")
+        raise checks.fail(where, "must be an array of strings")
     return items
 
 
@@ -97,69 +97,69 @@ def _ttl(value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 90:
-        raise validation.fail("ttlInDays", "must be a whole number of days from 1 to 90")
+        raise checks.fail("ttlInDays", "must be a whole number of days from 1 to 90")
     return value
 
 
 def _fields(value: Any) -> list[dict[str, Any]]:
-    items = validation.optional_array(value, "fields")
+    items = checks.optional_array(value, "fields")
     if not items:
-        raise validation.fail("fields", "at least one field is required")
+        raise checks.fail("fields", "at least one field is required")
     names: set[str] = set()
     for index, item in enumerate(items):
         where = f"fields[{index}]"
-        validation.require_object(item, where)
-        name = validation.text(item.get("name"), f"{where}.name", 256, required=True)
+        checks.require_object(item, where)
+        name = checks.text(item.get("name"), f"{where}.name", 256, required=True)
         if name in names:
-            raise validation.fail(f"{where}.name", f"{name} is listed twice")
+            raise checks.fail(f"{where}.name", f"{name} is listed twice")
         names.add(name or "")
-        if not validation.is_one_of(item.get("type"), FIELD_TYPES):
-            raise validation.fail(f"{where}.type", f"must be one of {', '.join(sorted(FIELD_TYPES))}")
-        validation.text(item.get("identityNs"), f"{where}.identityNs", 256)
+        if not checks.is_one_of(item.get("type"), FIELD_TYPES):
+            raise checks.fail(f"{where}.type", f"must be one of {', '.join(sorted(FIELD_TYPES))}")
+        checks.text(item.get("identityNs"), f"{where}.identityNs", 256)
         _strings(item.get("labels"), f"{where}.labels")
     if not any(item.get("identityNs") for item in items):
-        raise validation.fail("fields", "one field must carry the identity namespace (identityNs)")
+        raise checks.fail("fields", "one field must carry the identity namespace (identityNs)")
     return copy.deepcopy(items)
 
 
 def _source_spec(value: Any) -> dict[str, Any]:
-    spec = validation.optional_object(value, "sourceSpec")
+    spec = checks.optional_object(value, "sourceSpec")
     if spec is None:
-        raise validation.fail("sourceSpec", "is required")
+        raise checks.fail("sourceSpec", "is required")
     if isinstance(spec.get("params"), dict):  # as Adobe's clients send it (aepp): the fields under "params"
         spec = spec["params"]
-    path = validation.text(spec.get("path"), "sourceSpec.path", 1024, required=True)
+    path = checks.text(spec.get("path"), "sourceSpec.path", 1024, required=True)
     if path and any(char.isspace() for char in path):
-        raise validation.fail("sourceSpec.path", "must not contain spaces")
+        raise checks.fail("sourceSpec.path", "must not contain spaces")
     if spec.get("type") not in ("file", "folder"):
-        raise validation.fail("sourceSpec.type", "must be file or folder")
+        raise checks.fail("sourceSpec.type", "must be file or folder")
     if spec.get("sourceType") not in (None, "Cloud Storage"):
-        raise validation.fail("sourceSpec.sourceType", "must be Cloud Storage")
+        raise checks.fail("sourceSpec.sourceType", "must be Cloud Storage")
     # Optional: Adobe's own sample (aepp's) names the connection alone
-    if spec.get("cloudType") is not None and not validation.is_one_of(spec.get("cloudType"), CLOUD_TYPES):
-        raise validation.fail("sourceSpec.cloudType", f"must be one of {', '.join(sorted(CLOUD_TYPES))}")
+    if spec.get("cloudType") is not None and not checks.is_one_of(spec.get("cloudType"), CLOUD_TYPES):
+        raise checks.fail("sourceSpec.cloudType", f"must be one of {', '.join(sorted(CLOUD_TYPES))}")
     if spec.get("cloudType") in NEEDS_CONNECTION:
-        validation.text(spec.get("baseConnectionId"), "sourceSpec.baseConnectionId", 256, required=True)
+        checks.text(spec.get("baseConnectionId"), "sourceSpec.baseConnectionId", 256, required=True)
     return dict(spec)
 
 
 def _validated(body: Any) -> dict[str, Any]:
-    body = validation.require_object(body)
-    name = validation.text(body.get("name"), "name", 256, required=True)
+    body = checks.require_object(body)
+    name = checks.text(body.get("name"), "name", 256, required=True)
     if body.get("originName") != "CUSTOM_UPLOAD":
-        raise validation.fail("originName", "is required and must be CUSTOM_UPLOAD")
+        raise checks.fail("originName", "is required and must be CUSTOM_UPLOAD")
     if body.get("audienceType", "people") != "people":
-        raise validation.fail("audienceType", "only people is supported")
+        raise checks.fail("audienceType", "only people is supported")
     asked = {
         "name": name,
-        "description": validation.text(body.get("description"), "description", 4096, blank_ok=True) or "",
-        "customAudienceId": validation.text(body.get("customAudienceId"), "customAudienceId", 256),
+        "description": checks.text(body.get("description"), "description", 4096, blank_ok=True) or "",
+        "customAudienceId": checks.text(body.get("customAudienceId"), "customAudienceId", 256),
         "fields": _fields(body.get("fields")),
         "sourceSpec": _source_spec(body.get("sourceSpec")),
         "ttlInDays": _ttl(body.get("ttlInDays", DEFAULT_TTL_DAYS)),
         "audienceType": "people",
         "originName": "CUSTOM_UPLOAD",
-        "namespace": validation.text(body.get("namespace"), "namespace", 256) or "CustomerAudienceUpload",
+        "namespace": checks.text(body.get("namespace"), "namespace", 256) or "CustomerAudienceUpload",
         "labels": _strings(body.get("labels"), "labels"),
         "tags": _strings(body.get("tags"), "tags"),
     }
@@ -252,21 +252,21 @@ class ExternalAudiences:
 
     def patch(self, audience_id: str, body: Any) -> dict[str, Any]:
         audience = self._audience(audience_id)
-        body = validation.require_object(body)
+        body = checks.require_object(body)
         refused = sorted(set(body) - PATCHABLE)
         if refused:
-            raise validation.fail(refused[0], f"cannot be changed; patchable: {', '.join(sorted(PATCHABLE))}")
+            raise checks.fail(refused[0], f"cannot be changed; patchable: {', '.join(sorted(PATCHABLE))}")
         changed = copy.deepcopy(audience.request)
         if "description" in body:
-            changed["description"] = validation.text(body["description"], "description", 4096, blank_ok=True) or ""
+            changed["description"] = checks.text(body["description"], "description", 4096, blank_ok=True) or ""
         if "labels" in body:
             changed["labels"] = _strings(body["labels"], "labels")
         if "ttlInDays" in body:
             changed["ttlInDays"] = _ttl(body["ttlInDays"])
         if "fields" in body:
             known = {f["name"]: f for f in changed["fields"]}
-            for index, item in enumerate(validation.optional_array(body["fields"], "fields")):
-                validation.require_object(item, f"fields[{index}]")
+            for index, item in enumerate(checks.optional_array(body["fields"], "fields")):
+                checks.require_object(item, f"fields[{index}]")
                 name = item.get("name")
                 if name not in known:
                     raise ais_error("100960-422", f"fields[{index}]: the audience has no field {name!r}")
@@ -303,15 +303,15 @@ class ExternalAudiences:
 
     def start_run(self, audience_id: str, body: Any, created_by: str) -> dict[str, Any]:
         audience = self._audience(audience_id)
-        body = validation.require_object(body)
+        body = checks.require_object(body)
         start, end = body.get("dataFilterStartTime"), body.get("dataFilterEndTime")
         if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-            raise validation.fail("dataFilterStartTime", "is required: an epoch timestamp")
+            raise checks.fail("dataFilterStartTime", "is required: an epoch timestamp")
         if end is not None and (isinstance(end, bool) or not isinstance(end, int) or end < start):
-            raise validation.fail("dataFilterEndTime", "must be an epoch timestamp after dataFilterStartTime")
+            raise checks.fail("dataFilterEndTime", "must be an epoch timestamp after dataFilterStartTime")
         differential = body.get("differentialIngestion", True)
         if not isinstance(differential, bool):
-            raise validation.fail("differentialIngestion", "must be true or false")
+            raise checks.fail("differentialIngestion", "must be true or false")
         for run in audience.runs.values():
             if self._run_status(run) == "PROCESSING":
                 raise ais_error("100960-422", f"ingestion run {run.run_id} is still in progress for this audience")

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from proxy.api import validation
+from proxy.api import checks
 from proxy.content.cache import InMemoryContentCache
 from proxy.content.sessions import InMemorySessionStore
 from proxy.content.visitors import VisitorIds
@@ -114,7 +114,7 @@ class OperationRoutes:
         if client is None:
             self.cache.purge_all()
         else:
-            self.cache.purge_client(validation.client_code(client))
+            self.cache.purge_client(checks.client_code(client))
         await self.cache.published()  # other gateways sharing the cache have it too
         return JSONAnswer({"purged": "all", "client": client})
 
@@ -122,11 +122,11 @@ class OperationRoutes:
     async def purge_visitor(self, request: Request) -> Response:
         await self.keys.admit(request, "operator")
         params = request.query_params
-        client = validation.client_code(params.get("client"))
-        validation.visitor_id(dict(params))
+        client = checks.client_code(params.get("client"))
+        checks.visitor_id(dict(params))
         ids = VisitorIds.parse(dict(params))
         if not ids:
-            raise validation.fail("tntId", "one of tntId, thirdPartyId or marketingCloudVisitorId is required")
+            raise checks.fail("tntId", "one of tntId, thirdPartyId or marketingCloudVisitorId is required")
         await self.sessions.prepare(ids.keys(client), None, create=False)  # a visitor another gateway saw
         record = self.sessions.find(ids.keys(client))
         purged = bool(record and record.visitor and self.cache.purge_visitor(client, record.visitor))
@@ -136,8 +136,8 @@ class OperationRoutes:
     # DELETE /_proxy/cache/mboxes/{mbox}?client=C
     async def purge_mbox(self, request: Request) -> Response:
         await self.keys.admit(request, "operator")
-        client = validation.client_code(request.query_params.get("client"))
-        mbox = validation.mbox_name(request.path_params["mbox"], "mbox", 250)
+        client = checks.client_code(request.query_params.get("client"))
+        mbox = checks.mbox_name(request.path_params["mbox"], "mbox", 250)
         self.cache.purge_mbox(client, mbox)
         await self.cache.published()
         return JSONAnswer({"purged": mbox, "client": client})

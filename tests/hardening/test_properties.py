@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.api import validation
+from proxy.api import checks, validation
 from proxy.content.affinity import MAX_TNT_ID, located_tnt_id
 from proxy.content.sessions import SessionRecord
 from proxy.content.translate import fingerprint
@@ -111,7 +111,7 @@ def test_the_valid_requests_pass(check: Any, valid: dict[str, Any]) -> None:
 @PROPERTIES
 @given(body=json_values)
 def test_any_json_as_a_request_body_passes_or_is_refused_naming_a_field(body: Any) -> None:
-    for check in (validation.delivery, validation.batch_mbox, validation.single_mbox, validation.visitor_id):
+    for check in (validation.delivery, validation.batch_mbox, validation.single_mbox, checks.visitor_id):
         refused_or_passed(check, orjson.loads(orjson.dumps(body)))
 
 
@@ -176,7 +176,7 @@ def test_what_generated_requests_found(fuzzed: str, path: str, body: dict[str, A
 @PROPERTIES
 @given(text=st.text(max_size=300))
 def test_mbox_names_pass_only_without_the_forbidden_characters(text: str) -> None:
-    name = refused_or_passed(validation.mbox_name, text, "mbox", 250)
+    name = refused_or_passed(checks.mbox_name, text, "mbox", 250)
     if name is not None:
         assert 0 < len(name) < 250
         assert not any(forbidden in name for forbidden in ("'", '"', "<", ">"))
