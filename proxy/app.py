@@ -26,6 +26,7 @@ from proxy.http.hotpath import REQUEST_ID_HEADER, REQUEST_ID_SCOPE_KEY, HotPaths
 from proxy.management.admin import AdminRoutes
 from proxy.ops import logs, metrics
 from proxy.ops.health import Health
+from proxy.ops.logs import Observed
 from proxy.ops.metrics import CounterSync, RequestObserver, metrics_response
 from proxy.ops.operations import OperationRoutes
 from proxy.ops.runtime import tune_gc
@@ -184,7 +185,7 @@ class ObservedApp:
             await self.app(scope, receive, sending)
         finally:
             elapsed = time.perf_counter() - started
-            self.observe(scope["method"], route_of(scope), status, elapsed, None, None, request_id)
+            self.observe(Observed(scope["method"], route_of(scope), status, elapsed, None, None, request_id))
 
 
 def route_of(scope: Scope) -> str:

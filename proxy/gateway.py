@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from proxy.content.cache import InMemoryContentCache
+from proxy.content.cache import CacheLimits, InMemoryContentCache
 from proxy.content.prefetch import PrefetchPlanner
 from proxy.content.service import ContentService
 from proxy.content.sessions import InMemorySessionStore, SessionLimiter
@@ -104,7 +104,7 @@ def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotoni
     store = NotificationStore(
         settings.notification_store,
         settings.notification_max_backlog,
-        synchronous=settings.notification_sync.upper(),
+        fsync=settings.notification_sync == "full",
         dead_letter_path=settings.notification_dead_letters,
     )
     refusals = RefusalPolicy(
@@ -169,13 +169,7 @@ def own_parts(settings: Settings, clock: Callable[[], float], queue: Notificatio
 
     return Shareable(
         sessions=InMemorySessionStore(settings.session_ttl_seconds, settings.session_max_visitors, clock),
-        cache=InMemoryContentCache(
-            ttl_seconds=settings.cache_ttl_seconds or settings.session_ttl_seconds,
-            max_entries=settings.cache_max_entries,
-            max_bytes=settings.cache_max_bytes,
-            stale_seconds=settings.cache_stale_seconds,
-            clock=clock,
-        ),
+        cache=InMemoryContentCache(CacheLimits.of(settings), clock),
         queue=queue,
         keys=ClientKeys(settings.client_keys, settings.client_key_rate),
         guard=ActivationGuard(settings.activation_job_timeout_seconds),

@@ -85,6 +85,19 @@ class _Failing(Exception):
 
 
 @dataclass(slots=True)
+class Call:
+    """One upstream call, as it is sent (again, when it is retried)."""
+
+    method: str
+    host: str
+    path_and_query: str
+    body: bytes | None
+    headers: Mapping[str, str] | None
+    timeout_ms: int | None
+    probe: bool
+
+
+@dataclass(slots=True)
 class UpstreamResponse:
     status: int
     headers: Mapping[str, str]
@@ -167,7 +180,8 @@ class Upstream:
         try:
             async with breaker:
                 try:
-                    response = await self._attempts(method, host, path_and_query, body, headers, timeout_ms, probe)
+                    call = Call(method, host, path_and_query, body, headers, timeout_ms, probe)
+                    response = await self._attempts(call)
                 except UpstreamUnavailable as failed:
                     self.warnings.warn(f"failed {host}", "upstream %s %s failed: %s", method, host, failed.message)
                     raise
@@ -197,60 +211,42 @@ class Upstream:
             logger.warning("circuit to upstream %s closed: it answers again", host)
         return response
 
-    async def _attempts(
-        self,
-        method: str,
-        host: str,
-        path_and_query: str,
-        body: bytes | None,
-        headers: Mapping[str, str] | None,
-        timeout_ms: int | None,
-        probe: bool = False,
-    ) -> UpstreamResponse:
+    async def _attempts(self, call: Call) -> UpstreamResponse:
         try:
-            return await self._send(method, host, path_and_query, body, headers, timeout_ms, probe)
+            return await self._send(call)
         except RequestError as first:
-            if not self.retries or not self._retryable(method, first):
-                raise self._unavailable(first, timeout_ms) from None
+            if not self.retries or not self._retryable(call.method, first):
+                raise self._unavailable(first, call.timeout_ms) from None
         try:
             async for attempt in AsyncRetrying(
-                retry=retry_if_exception(lambda exc: self._retryable(method, exc)),
+                retry=retry_if_exception(lambda exc: self._retryable(call.method, exc)),
                 stop=stop_after_attempt(self.retries),
                 wait=wait_exponential_jitter(multiplier=0.05, max=0.5, jitter=0.05),
                 reraise=True,
             ):
                 with attempt:
-                    return await self._send(method, host, path_and_query, body, headers, timeout_ms, probe)
+                    return await self._send(call)
         except RequestError as last:
-            raise self._unavailable(last, timeout_ms) from None
+            raise self._unavailable(last, call.timeout_ms) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _send(
-        self,
-        method: str,
-        host: str,
-        path_and_query: str,
-        body: bytes | None,
-        headers: Mapping[str, str] | None,
-        timeout_ms: int | None,
-        probe: bool = False,
-    ) -> UpstreamResponse:
+    async def _send(self, call: Call) -> UpstreamResponse:
         assert self._client is not None, "upstream client not started"
-        url, routing = self.url(host, path_and_query)
-        builder = self._client.request(method, url).headers({**(headers or {}), **routing})
-        if body is not None:
-            builder = builder.body_bytes(body)
-        if timeout_ms:
-            builder = builder.timeout(timedelta(milliseconds=timeout_ms))
+        url, routing = self.url(call.host, call.path_and_query)
+        builder = self._client.request(call.method, url).headers({**(call.headers or {}), **routing})
+        if call.body is not None:
+            builder = builder.body_bytes(call.body)
+        if call.timeout_ms:
+            builder = builder.timeout(timedelta(milliseconds=call.timeout_ms))
         started = time.perf_counter()
         try:
             response = await builder.build().send()
             payload = await response.bytes()
         except BaseException:
-            self._observe(host, time.perf_counter() - started, "probe" if probe else "failed")
+            self._observe(call.host, time.perf_counter() - started, "probe" if call.probe else "failed")
             raise
-        outcome = "probe" if probe else "ok" if response.status < 400 else "error"
-        self._observe(host, time.perf_counter() - started, outcome)
+        outcome = "probe" if call.probe else "ok" if response.status < 400 else "error"
+        self._observe(call.host, time.perf_counter() - started, outcome)
         return UpstreamResponse(response.status, response.headers, payload.to_bytes())
 
     def _observe(self, host: str, seconds: float, outcome: str) -> None:

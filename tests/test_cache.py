@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from proxy.content.cache import CachedMbox, InMemoryContentCache
+from proxy.content.cache import CachedMbox, CacheLimits, InMemoryContentCache
 from tests.inprocess import FakeClock
 
 CONTENT = "x" * 300
@@ -17,7 +17,7 @@ def entry(name: str, content: str = CONTENT) -> CachedMbox:
 
 def cache(clock: FakeClock, **limits: float) -> InMemoryContentCache:
     settings = {"ttl_seconds": 1800, "max_entries": 1000, "max_bytes": 10_000_000, "stale_seconds": 600, **limits}
-    return InMemoryContentCache(clock=clock, **settings)  # type: ignore[arg-type]
+    return InMemoryContentCache(CacheLimits(**settings), clock=clock)  # type: ignore[arg-type]
 
 
 def test_hits_only_in_the_context_the_content_was_decided_for() -> None:

@@ -127,7 +127,15 @@ def tnt_id(value: Any, field: str, max_len: int) -> str | None:
     return tnt
 
 
-def parameters(value: Any, field: str, *, name_max: int, value_max: int, forbid_order: bool = False) -> dict[str, str]:
+def parameters(
+    value: Any,
+    field: str,
+    *,
+    name_max: int,
+    value_max: int,
+    forbid_order: bool = False,
+    profile_hint: str = "; send it in profileParameters",
+) -> dict[str, str]:
     """Mbox parameters: at most 50, no ``profile.`` names (those belong in profileParameters)."""
     params = optional_object(value, field) or {}
     if len(params) > MAX_PARAMETERS:
@@ -139,7 +147,7 @@ def parameters(value: Any, field: str, *, name_max: int, value_max: int, forbid_
         if len(name) > name_max:
             raise fail(where, f"name size must be at most {name_max}")
         if name.startswith("profile."):
-            raise fail(where, "must not start with 'profile.'; send it in profileParameters")
+            raise fail(where, f"must not start with 'profile.'{profile_hint}")
         if forbid_order and name in ORDER_PARAMETERS:
             raise fail(where, "order parameters belong in 'order'")
         text(raw, where, value_max, blank_ok=True)
@@ -147,19 +155,8 @@ def parameters(value: Any, field: str, *, name_max: int, value_max: int, forbid_
 
 
 def profile_parameters(value: Any, field: str, *, name_max: int, value_max: int) -> dict[str, str]:
-    params = optional_object(value, field) or {}
-    if len(params) > MAX_PARAMETERS:
-        raise fail(field, f"size must be between 0 and {MAX_PARAMETERS}")
-    for name, raw in params.items():
-        where = f"{field}.{name}"
-        if not name.strip():
-            raise fail(field, "parameter names may not be blank")
-        if len(name) > name_max:
-            raise fail(where, f"name size must be at most {name_max}")
-        if name.startswith("profile."):
-            raise fail(where, "must not start with 'profile.'")
-        text(raw, where, value_max, blank_ok=True)
-    return params
+    """Profile parameters: as mbox parameters, named without their ``profile.`` prefix."""
+    return parameters(value, field, name_max=name_max, value_max=value_max, profile_hint="")
 
 
 def decimal(value: Any, field: str, *, minimum: float | None = None) -> None:

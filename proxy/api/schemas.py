@@ -15,6 +15,19 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def mbox_entry(index: str, name: str, *parameters: str) -> dict[str, Any]:
+    """An mbox of the batch or Delivery API: its index, its name, its parameters."""
+    return {
+        "type": "object",
+        "required": [index, name],
+        "properties": {
+            index: {"type": "integer", "minimum": 0},
+            name: {"type": "string", "minLength": 1, "maxLength": 250},
+            **{key: PARAMETERS for key in ("parameters", *parameters)},
+        },
+    }
+
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -78,15 +91,7 @@ SCHEMAS: dict[str, Any] = {
             "notifications": {"type": "array", "items": {"type": "object"}, "maxItems": MAX_NOTIFICATIONS},
         },
     },
-    "BatchMbox": {
-        "type": "object",
-        "required": ["indexId", "mbox"],
-        "properties": {
-            "indexId": {"type": "integer", "minimum": 0},
-            "mbox": {"type": "string", "minLength": 1, "maxLength": 250},
-            "parameters": PARAMETERS,
-        },
-    },
+    "BatchMbox": mbox_entry("indexId", "mbox"),
     "DeliveryRequest": {
         "type": "object",
         "required": ["context"],
@@ -111,16 +116,7 @@ SCHEMAS: dict[str, Any] = {
             "notifications": {"type": "array", "items": ref("Notification"), "maxItems": MAX_NOTIFICATIONS},
         },
     },
-    "DeliveryMbox": {
-        "type": "object",
-        "required": ["index", "name"],
-        "properties": {
-            "index": {"type": "integer", "minimum": 0},
-            "name": {"type": "string", "minLength": 1, "maxLength": 250},
-            "parameters": PARAMETERS,
-            "profileParameters": PARAMETERS,
-        },
-    },
+    "DeliveryMbox": mbox_entry("index", "name", "profileParameters"),
     "Notification": {
         "type": "object",
         "required": ["id", "type", "timestamp"],

@@ -20,6 +20,8 @@ from typing import Protocol
 import orjson
 from cachetools import LRUCache
 
+from proxy.settings import Settings
+
 # Fixed costs of the Python objects around each entry, measured with sys.getsizeof and tracemalloc.
 ENTRY_OVERHEAD = 200
 VISITOR_OVERHEAD = 400
@@ -125,24 +127,36 @@ class _Visitors(LRUCache[tuple[str, str], VisitorContent]):
         return key, content
 
 
+@dataclass(frozen=True, slots=True)
+class CacheLimits:
+    """How long content is fresh, how long it may serve while upstream fails, and how much is kept."""
+
+    ttl_seconds: float
+    max_entries: int
+    max_bytes: int
+    stale_seconds: float = 3600.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> CacheLimits:
+        return cls(
+            ttl_seconds=settings.cache_ttl_seconds or settings.session_ttl_seconds,
+            max_entries=settings.cache_max_entries,
+            max_bytes=settings.cache_max_bytes,
+            stale_seconds=settings.cache_stale_seconds,
+        )
+
+
 class InMemoryContentCache:
     # Content shared with other gateways (proxy.content.redis_cache) is brought into memory by prepare().
 
-    def __init__(
-        self,
-        ttl_seconds: float,
-        max_entries: int,
-        max_bytes: int,
-        stale_seconds: float = 3600.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.ttl = ttl_seconds
-        self.stale_seconds = stale_seconds
-        self.max_entries = max_entries
+    def __init__(self, limits: CacheLimits, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = limits.ttl_seconds
+        self.stale_seconds = limits.stale_seconds
+        self.max_entries = limits.max_entries
         self.clock = clock
         self.counters = CacheCounters()
         self.entries = 0
-        self._visitors = _Visitors(max_bytes, self.counters, self._forget)
+        self._visitors = _Visitors(limits.max_bytes, self.counters, self._forget)
         self._all_generation = 0
         self._generations: dict[str, int] = {}
         self._mbox_generations: dict[tuple[str | None, str], int] = {}

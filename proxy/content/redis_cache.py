@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from proxy.content.cache import CachedMbox, InMemoryContentCache, VisitorContent
+from proxy.content.cache import CachedMbox, CacheLimits, InMemoryContentCache, VisitorContent
 from proxy.shared.connection import FAILURES, Background, SharedRedis, Unavailable, stop_task
 
 logger = logging.getLogger("proxy.shared")
@@ -62,20 +62,12 @@ def cached_mbox(name: str, options: bytes, metrics: bytes, events: bytes) -> Cac
 
 
 class SharedContentCache(InMemoryContentCache):
-    def __init__(
-        self,
-        redis: SharedRedis,
-        ttl_seconds: float,
-        max_entries: int,
-        max_bytes: int,
-        stale_seconds: float = 3600.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(ttl_seconds, max_entries, max_bytes, stale_seconds, clock)
+    def __init__(self, redis: SharedRedis, limits: CacheLimits, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(limits, clock)
         self.redis = redis
         self.channel = redis.key("purges")
         self.generations_key = redis.key("generations")
-        self.key_ttl_ms = int((ttl_seconds + stale_seconds) * 1000)
+        self.key_ttl_ms = int((limits.ttl_seconds + limits.stale_seconds) * 1000)
         self._writes: dict[str, bytes] = {}
         self._write_scheduled = False
         self._writing: set[asyncio.Task[Any]] = set()

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, unquote
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from proxy.http.errors import ANSWERED, ApiError, answer_for, error_body
+from proxy.ops.logs import Observed
 
 logger = logging.getLogger("proxy.errors")
 
@@ -65,7 +66,7 @@ class Outgoing:
 
 Handler = Callable[[Incoming], Awaitable[Outgoing]]
 # method, route, status, seconds, cache outcome, visitor, request id
-Observer = Callable[[str, str, int, float, str | None, str | None, str], None]
+Observer = Callable[[Observed], None]
 
 REQUEST_ID_HEADER = b"x-request-id"
 REQUEST_ID_SCOPE_KEY = "target_proxy.request_id"
@@ -161,7 +162,7 @@ class HotPaths:
         if refusal is not None:
             request_id = self.ids.of(request_id_header(scope))
             await respond(send, refusal, request_id)
-            self.observe(scope["method"], "refused", refusal.status, 0.0, None, None, request_id)
+            self.observe(Observed(scope["method"], "refused", refusal.status, 0.0, None, None, request_id))
             return
         self.in_flight += 1
         try:
@@ -202,7 +203,8 @@ class HotPaths:
             await respond(send, outgoing, request_id)
         finally:
             cache, visitor = (incoming.cache, incoming.visitor) if incoming is not None else (None, None)
-            self.observe("POST", route, outgoing.status, time.perf_counter() - started, cache, visitor, request_id)
+            elapsed = time.perf_counter() - started
+            self.observe(Observed("POST", route, outgoing.status, elapsed, cache, visitor, request_id))
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         declared = headers.get("content-length")

@@ -61,14 +61,14 @@ class NotificationStore:
         self,
         path: Path,
         max_backlog: int,
-        synchronous: str = "NORMAL",
+        fsync: bool = False,
         dead_letter_path: Path | None = None,
         clock: Callable[[], float] = time.time,
         segment_bytes: int = SEGMENT_BYTES,
     ) -> None:
         self.root = Path(path)
         self.max_backlog = max_backlog
-        self.fsync = synchronous.upper() == "FULL"
+        self.fsync = fsync  # each write reaches the disk before it is acknowledged (notification_sync = "full")
         self.dead_letter_path = dead_letter_path or self.root / "dead-letters.jsonl"
         self.dead_letters = DeadLetters(self.dead_letter_path, clock)
         self.clock = clock

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import orjson
 
@@ -98,6 +98,18 @@ def stored_salt(path: Path) -> str:
         return salt
 
 
+class Observed(NamedTuple):
+    """One request as observed at the edge: what the metrics count and the access log writes."""
+
+    method: str
+    route: str
+    status: int
+    seconds: float
+    cache: str | None  # hit, miss, coalesced, stale, default, bypass, accepted
+    visitor: str | None
+    request_id: str | None
+
+
 class AccessLog:
     """One JSON line per request: route, status, latency, cache outcome, a hash of the visitor.
 
@@ -129,22 +141,13 @@ class AccessLog:
             self._thread.join(5)
             self._thread = None
 
-    def record(
-        self,
-        method: str,
-        route: str,
-        status: int,
-        seconds: float,
-        cache: str | None,
-        visitor: str | None,
-        request_id: str | None = None,
-    ) -> None:
+    def record(self, request: Observed) -> None:
         if not self.enabled:
             return
         if len(self._lines) >= ACCESS_QUEUE_BOUND:
             self.dropped += 1
             return
-        self._lines.append((time.time(), method, route, status, seconds, cache, visitor, request_id))
+        self._lines.append((time.time(), request))
 
     def visitor_hash(self, visitor: str) -> str:
         known = self._hashes.get(visitor)
@@ -171,32 +174,22 @@ class AccessLog:
         except (OSError, ValueError):
             self.dropped += len(lines)
 
-    def _line(
-        self,
-        at: float,
-        method: str,
-        route: str,
-        status: int,
-        seconds: float,
-        cache: str | None,
-        visitor: str | None,
-        request_id: str | None,
-    ) -> str:
+    def _line(self, at: float, request: Observed) -> str:
         if int(at) != self._second:
             self._second = int(at)
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at))
         line: dict[str, Any] = {
             "time": f"{self._stamp}.{int(at * 1000) % 1000:03d}Z",
             "kind": "request",
-            "method": method,
-            "route": route,
-            "status": status,
-            "ms": round(seconds * 1000, 3),
+            "method": request.method,
+            "route": request.route,
+            "status": request.status,
+            "ms": round(request.seconds * 1000, 3),
         }
-        if cache:
-            line["cache"] = cache
-        if visitor:
-            line["visitor"] = self.visitor_hash(visitor)
-        if request_id:
-            line["request_id"] = request_id
+        if request.cache:
+            line["cache"] = request.cache
+        if request.visitor:
+            line["visitor"] = self.visitor_hash(request.visitor)
+        if request.request_id:
+            line["request_id"] = request.request_id
         return orjson.dumps(line).decode() + "\n"

@@ -25,6 +25,8 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 
+from proxy.ops.logs import Observed
+
 # No `_created` series beside each counter and histogram: nothing here reads them, and they double the scrape.
 disable_created_metrics()
 
@@ -91,16 +93,8 @@ class RequestObserver:
         self._counters: dict[tuple[str, int], Any] = {}
         self._timers: dict[str, Any] = {}
 
-    def __call__(
-        self,
-        method: str,
-        route: str,
-        status: int,
-        seconds: float,
-        cache: str | None,
-        visitor: str | None,
-        request_id: str,
-    ) -> None:
+    def __call__(self, request: Observed) -> None:
+        route, status = request.route, request.status
         counter = self._counters.get((route, status))
         if counter is None:
             counter = self._counters[(route, status)] = REQUESTS.labels(route, str(status))
@@ -108,8 +102,8 @@ class RequestObserver:
         timer = self._timers.get(route)
         if timer is None:
             timer = self._timers[route] = REQUEST_SECONDS.labels(route)
-        timer.observe(seconds)
-        self.access_log.record(method, route, status, seconds, cache, visitor, request_id)
+        timer.observe(request.seconds)
+        self.access_log.record(request)
 
 
 class CounterSync:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from proxy.content.cache import CacheLimits
 from proxy.content.redis_cache import SharedContentCache
 from proxy.content.redis_sessions import SharedSessionStore
 from proxy.management.redis_activation import SharedActivationGuard
@@ -82,14 +83,7 @@ def build_shared(
         settings.redis_session_sync_seconds,
         clock,
     )
-    cache = SharedContentCache(
-        redis,
-        ttl_seconds=settings.cache_ttl_seconds or settings.session_ttl_seconds,
-        max_entries=settings.cache_max_entries,
-        max_bytes=settings.cache_max_bytes,
-        stale_seconds=settings.cache_stale_seconds,
-        clock=clock,
-    )
+    cache = SharedContentCache(redis, CacheLimits.of(settings), clock)
     queue = SharedNotificationQueue(store, settings.notification_batch_size, redis, counters)
     flusher = StreamFlusher(
         queue,

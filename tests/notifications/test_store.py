@@ -109,7 +109,7 @@ def test_a_notification_is_on_disk_before_add_returns(store: NotificationStore) 
 
 
 def test_full_sync_adds_one_fsync_per_write(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = NotificationStore(root, max_backlog=1000, synchronous="FULL")
+    store = NotificationStore(root, max_backlog=1000, fsync=True)
     store.open()
     syncs = into(store.directory, monkeypatch, "fsync")
 

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from starlette.requests import Request
 
-from proxy.content.cache import CachedMbox
+from proxy.content.cache import CachedMbox, CacheLimits
 from proxy.content.redis_cache import SharedContentCache
 from proxy.http.errors import ApiError
 from proxy.management.redis_activation import SharedActivationGuard
@@ -285,7 +285,8 @@ def test_a_purge_counts_on_every_gateway_after_redis_lost_its_generations(redis_
     async def scenario() -> None:
         first, second = connect(redis_server), connect(redis_server)
         caches = [
-            SharedContentCache(redis, ttl_seconds=600, max_entries=100, max_bytes=1 << 20) for redis in (first, second)
+            SharedContentCache(redis, CacheLimits(ttl_seconds=600, max_entries=100, max_bytes=1 << 20))
+            for redis in (first, second)
         ]
         for redis in (first, second):
             await redis.start()
