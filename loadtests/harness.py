@@ -42,8 +42,16 @@ class Server:
     Its output goes to a temporary file, not a pipe: a server that logs every request (the gateway's
     request log) would otherwise need this process to read it, on the load generator's core."""
 
-    def __init__(self, args: list[str], core: str | None, kind: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        core: str | None,
+        kind: str,
+        env: dict[str, str] | None = None,
+        cwd: str | Path | None = None,
+    ) -> None:
         self.command = pinned(args, core)
+        self.cwd = cwd  # ``python -m proxy`` runs the package found there (another tree's, say)
         self.kind = kind
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.url = ""
@@ -57,7 +65,12 @@ class Server:
     def __enter__(self) -> Server:
         with self.output.open("wb") as sink:
             self.process = subprocess.Popen(
-                self.command, stdout=sink, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+                self.command,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
             )
         deadline = time.monotonic() + 30
         with self.output.open("rb") as source:
@@ -142,7 +155,9 @@ def echo(core: str | None) -> Server:
     return Server(args, core, "echo")
 
 
-def gateway(upstream: str, core: str | None, *extra: str, env: dict[str, str] | None = None) -> Server:
+def gateway(
+    upstream: str, core: str | None, *extra: str, env: dict[str, str] | None = None, cwd: str | Path | None = None
+) -> Server:
     args = [
         sys.executable,
         "-m",
@@ -156,7 +171,7 @@ def gateway(upstream: str, core: str | None, *extra: str, env: dict[str, str] | 
         "warning",
         *extra,
     ]
-    return Server(args, core, "gateway", env)
+    return Server(args, core, "gateway", env, cwd)
 
 
 @dataclass
@@ -332,6 +347,13 @@ class Budget:
             f"{self.name}: {self.measured:g}{self.unit} / budget {sign} {self.budget:g}{self.unit} / "
             f"{'PASS' if self.passed else 'SHORT'}"
         )
+
+
+def process_cpu_seconds(server: Server) -> float:
+    """User and system CPU time the server's process has used so far."""
+    assert server.process is not None
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds() -> tuple[float, float, float]:

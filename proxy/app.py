@@ -81,7 +81,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     gateway = build_gateway(settings, clock)
     profiles = ProfileRoutes(settings, gateway.upstream, gateway.sessions, gateway.keys, gateway.budget_for)
     health = Health(settings, gateway.upstream, gateway.cache, gateway.store, gateway.tokens, gateway.redis_check)
-    operations = OperationRoutes(gateway.keys, gateway.sessions, gateway.cache, gateway.queue, gateway.refusals, health)
+    operations = OperationRoutes(
+        gateway.keys, gateway.sessions, gateway.cache, gateway.queue, gateway.refusals, health, gateway.shared_document
+    )
     admin = AdminRoutes(
         settings, gateway.upstream, gateway.tokens, gateway.keys, gateway.cache, gateway.guard, gateway.admin_budget
     )

@@ -77,6 +77,10 @@ class Gateway:
     def redis_check(self) -> dict[str, Any] | None:
         return self.shared.check() if self.shared is not None else None
 
+    def shared_document(self) -> dict[str, Any] | None:
+        """The Redis stream's figures, when gateways share one."""
+        return self.shared.document() if self.shared is not None else None
+
     async def start(self) -> None:
         await self.upstream.start()
         self.store.open()

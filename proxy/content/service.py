@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -90,26 +90,32 @@ class View:
     context: str | None
     given_ids: dict[str, Any] | None = None
     impression_id: str | None = None
-    telemetry: list[Any] = field(default_factory=list)  # entries riding on the view's first notification
+    telemetry: Sequence[Any] = ()  # entries riding on the view's first notification
     answerable: bool = True
     falls_back: bool = True
     needs_tnt_id: bool = False
 
 
-@dataclass(slots=True)
-class Shown:
-    """One mbox's content as shown: its options and metrics as Delivery API JSON."""
+class Shown(Protocol):
+    """One mbox's content as shown: its options and metrics as Delivery API JSON (a cache entry is one)."""
+
+    @property
+    def options_json(self) -> bytes: ...
+
+    @property
+    def metrics_json(self) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Default:
+    """An mbox's configured default content, shown when upstream fails and nothing is cached."""
 
     options_json: bytes
-    metrics_json: bytes
+    metrics_json: bytes = b"[]"
 
     @classmethod
-    def cached(cls, entry: CachedMbox) -> Shown:
-        return cls(entry.options_json, entry.metrics_json)
-
-    @classmethod
-    def default(cls, content: str) -> Shown:
-        return cls(orjson.dumps([{"type": "html", "content": content}]), b"[]")
+    def of(cls, content: str) -> Default:
+        return cls(orjson.dumps([{"type": "html", "content": content}]))
 
 
 @dataclass(slots=True)
@@ -118,7 +124,7 @@ class Decision:
     stale or default. ``shown``: one per name, unless upstream answered (``document``, its Delivery answer)."""
 
     source: str
-    shown: list[Shown]
+    shown: Sequence[Shown]
     document: dict[str, Any] | None = None
 
 
@@ -190,27 +196,36 @@ class ContentService:
     async def from_cache(self, view: View, kind: str = "display", source: str = "hit") -> Decision | None:
         """The view answered from the visitor's cached content, its notifications queued; None when some
         mbox is not cached (or, for a click, has no click to count) or the queue has no room."""
-        visitor = view.record.visitor
-        if visitor is None or view.context is None:
+        record = view.record
+        visitor, context, client = record.visitor, view.context, view.client
+        if visitor is None or context is None:
             return None
-        await self.cache.prepare(view.client, visitor, view.context)
-        entries = []
+        await self.cache.prepare(client, visitor, context)
+        click = kind == "click"
+        entries: list[CachedMbox] = []
+        counted: list[CachedMbox] = []  # those with a display (a click) to count
         for name in view.names:
-            entry = self.cache.lookup(view.client, visitor, view.context, name)
-            if entry is None or (kind == "click" and not entry.has_click):
+            entry = self.cache.lookup(client, visitor, context, name)
+            if entry is None:
+                return None
+            if entry.has_click if click else entry.has_display:
+                counted.append(entry)
+            elif click:
                 return None
             entries.append(entry)
-        if view.needs_tnt_id and view.record.tnt_id is None:
+        if view.needs_tnt_id and record.tnt_id is None:
             return None
-        counted = [e for e in entries if (e.has_click if kind == "click" else e.has_display)]
-        notes = [view_notification(kind, entry, view.impression_id) for entry in counted]
-        if not telemetry.carry(notes, view.telemetry):
+        if counted:
+            notes = [view_notification(kind, entry, view.impression_id) for entry in counted]
+            if view.telemetry:
+                telemetry.carry(notes, list(view.telemetry))
+            try:
+                await self.accept(record, client, view.given_ids, notes)
+            except BacklogFull:
+                return None  # upstream counts the view instead
+        elif view.telemetry:
             return None  # nothing queued to carry the telemetry: the view goes upstream with it
-        try:
-            await self.accept(view.record, view.client, view.given_ids, notes)
-        except BacklogFull:
-            return None  # upstream counts the view instead
-        return Decision(source, [Shown.cached(entry) for entry in entries])
+        return Decision(source, entries)
 
     # --- upstream ----------------------------------------------------------------------------------------
 
@@ -306,12 +321,12 @@ class ContentService:
         notes = []
         for name, entry in zip(view.names, stale, strict=True):
             if entry is not None:
-                shown.append(Shown.cached(entry))
+                shown.append(entry)
                 if entry.has_display:
                     notes.append(view_notification("display", entry, view.impression_id))
             else:
                 shown.append(self.default(name, failure))
-        telemetry.carry(notes, view.telemetry)  # upstream did not take them with the view: on its notification
+        telemetry.carry(notes, list(view.telemetry))  # upstream did not take them with the view: on its notification
         try:
             if notes:
                 await self.accept(view.record, view.client, view.given_ids, notes)
@@ -323,4 +338,4 @@ class ContentService:
         content = self.default_content.get(name)
         if content is None:
             raise failure
-        return Shown.default(content)
+        return Default.of(content)

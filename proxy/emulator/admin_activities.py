@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +53,19 @@ LIST_FIELDS = {
 LOGGED = {"name": "activityName", "state": "state", "priority": "priority", "startsAt": "startsAt", "endsAt": "endsAt"}
 ID = r"(?P<activity_id>\d+)"
 KIND = r"(?P<kind>ab|xt)"
+
+
+def numbered(items: list[Any], field: str, id_key: str, seen: set[int]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each object of ``items`` with where it stands, once its local id (``id_key``) is checked: a whole
+    number used once in the list; ``seen`` collects them."""
+    for index, item in enumerate(items):
+        where = f"{field}[{index}]"
+        checks.require_object(item, where)
+        local_id = checks.non_negative_index(item.get(id_key), f"{where}.{id_key}")
+        if local_id in seen:
+            raise bad_request(f"{where}.{id_key}", f"{local_id} is used twice")
+        seen.add(local_id)
+        yield where, item
 
 
 def _priority(value: Any) -> int:
@@ -188,28 +201,15 @@ class Activities:
         if not mboxes:
             raise bad_request("locations.mboxes", "at least one location is required")
         location_ids: set[int] = set()
-        for index, mbox in enumerate(mboxes):
-            where = f"locations.mboxes[{index}]"
-            checks.require_object(mbox, where)
-            local_id = checks.non_negative_index(mbox.get("locationLocalId"), f"{where}.locationLocalId")
-            if local_id in location_ids:
-                raise bad_request(f"{where}.locationLocalId", f"{local_id} is used twice")
-            location_ids.add(local_id)
+        for where, mbox in numbered(mboxes, "locations.mboxes", "locationLocalId", location_ids):
             checks.mbox_name(mbox.get("name"), f"{where}.name", MAX_NAME)
             self._audience_ids(mbox.get("audienceIds"), f"{where}.audienceIds")
 
         experiences = checks.optional_array(body.get("experiences"), "experiences")
         if not experiences:
             raise bad_request("experiences", "at least one experience is required")
-        experience_ids: set[int] = set()
         total_share = 0.0
-        for index, experience in enumerate(experiences):
-            where = f"experiences[{index}]"
-            checks.require_object(experience, where)
-            local_id = checks.non_negative_index(experience.get("experienceLocalId"), f"{where}.experienceLocalId")
-            if local_id in experience_ids:
-                raise bad_request(f"{where}.experienceLocalId", f"{local_id} is used twice")
-            experience_ids.add(local_id)
+        for where, experience in numbered(experiences, "experiences", "experienceLocalId", set()):
             checks.text(experience.get("name"), f"{where}.name", MAX_NAME, required=True)
             share = experience.get("visitorPercentage")
             if share is not None:

@@ -360,44 +360,34 @@ def _sandbox(request: Request) -> str:
     return request.headers.get("x-sandbox-name") or "prod"
 
 
-@platform_endpoint()
-async def segment_jobs(request: Request, body: Any) -> Response:
-    if request.method == "POST":
-        return json_answer(_jobs(request).create_segment_job(body, _sandbox(request)))
-    return json_answer(_jobs(request).segment_list(request))
+def job_endpoints(kind: str) -> tuple[Callable[[Request], Any], Callable[[Request], Any]]:
+    """The endpoints of one kind of job (``segment`` or ``export``): its list (GET, and POST to create
+    one), and one job (GET, DELETE to cancel it)."""
 
+    @platform_endpoint()
+    async def listed(request: Request, body: Any) -> Response:
+        jobs = _jobs(request)
+        if request.method == "POST":
+            return json_answer(getattr(jobs, f"create_{kind}_job")(body, _sandbox(request)))
+        return json_answer(getattr(jobs, f"{kind}_list")(request))
 
-@platform_endpoint()
-async def segment_job(request: Request, body: Any) -> Response:
-    job_id = request.path_params["job_id"]
-    if request.method == "DELETE":
-        return json_answer(_jobs(request).cancel_segment_job(job_id))
-    jobs = _jobs(request)
-    return json_answer(jobs.segment_document(jobs.segment_job(job_id)))
+    @platform_endpoint()
+    async def one(request: Request, body: Any) -> Response:
+        jobs, job_id = _jobs(request), request.path_params["job_id"]
+        if request.method == "DELETE":
+            return json_answer(getattr(jobs, f"cancel_{kind}_job")(job_id))
+        return json_answer(getattr(jobs, f"{kind}_document")(getattr(jobs, f"{kind}_job")(job_id)))
 
-
-@platform_endpoint()
-async def export_jobs(request: Request, body: Any) -> Response:
-    if request.method == "POST":
-        return json_answer(_jobs(request).create_export_job(body, _sandbox(request)))
-    return json_answer(_jobs(request).export_list(request))
-
-
-@platform_endpoint()
-async def export_job(request: Request, body: Any) -> Response:
-    job_id = request.path_params["job_id"]
-    if request.method == "DELETE":
-        return json_answer(_jobs(request).cancel_export_job(job_id))
-    jobs = _jobs(request)
-    return json_answer(jobs.export_document(jobs.export_job(job_id)))
+    return listed, one
 
 
 def routes() -> list[Route]:
     base = "/data/core/ups"
-    table = [
-        (f"{base}/segment/jobs", segment_jobs, ["GET", "POST"]),
-        (f"{base}/segment/jobs/{{job_id}}", segment_job, ["GET", "DELETE"]),
-        (f"{base}/export/jobs", export_jobs, ["GET", "POST"]),
-        (f"{base}/export/jobs/{{job_id}}", export_job, ["GET", "DELETE"]),
-    ]
+    table = []
+    for kind in ("segment", "export"):
+        listed, one = job_endpoints(kind)
+        table += [
+            (f"{base}/{kind}/jobs", listed, ["GET", "POST"]),
+            (f"{base}/{kind}/jobs/{{job_id}}", one, ["GET", "DELETE"]),
+        ]
     return [Route(p, endpoint, methods=methods) for path, endpoint, methods in table for p in (path, path + "/")]

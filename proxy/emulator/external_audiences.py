@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from proxy.api import checks
+from proxy.emulator import external_audience_bodies as bodies
 from proxy.emulator.aep import AepWorld, platform_endpoint
 from proxy.emulator.shaped import ShapedError, json_answer
 from proxy.http.errors import ApiError
@@ -41,11 +42,7 @@ CODES = {
     "100950-409": (409, "DUPLICATE_RESOURCE"),
     "100960-422": (422, "UNPROCESSABLE_ENTITY"),
 }
-FIELD_TYPES = frozenset({"string", "number", "long", "integer", "date", "datetime", "boolean"})
-CLOUD_TYPES = frozenset({"S3", "DLZ", "GCS", "Azure", "SFTP"})
-NEEDS_CONNECTION = frozenset({"S3", "GCS", "SFTP"})
 PATCHABLE = frozenset({"description", "labels", "fields", "ttlInDays"})
-DEFAULT_TTL_DAYS = 30
 
 
 def ais_error(code: str, detail: str) -> ShapedError:
@@ -85,87 +82,6 @@ class Audience:
     runs: dict[str, Run] = field(default_factory=dict)
 
 
-def _strings(value: Any, where: str) -> list[str]:
-    items = checks.optional_array(value, where)
-    if not all(isinstance(item, str) for item in items):
-        raise checks.fail(where, "must be an array of strings")
-    return items
-
-
-def _ttl(value: Any) -> int:
-    """1-90 days; the documented sample sends it as a string."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 90:
-        raise checks.fail("ttlInDays", "must be a whole number of days from 1 to 90")
-    return value
-
-
-def _fields(value: Any) -> list[dict[str, Any]]:
-    items = checks.optional_array(value, "fields")
-    if not items:
-        raise checks.fail("fields", "at least one field is required")
-    names: set[str] = set()
-    for index, item in enumerate(items):
-        where = f"fields[{index}]"
-        checks.require_object(item, where)
-        name = checks.text(item.get("name"), f"{where}.name", 256, required=True)
-        if name in names:
-            raise checks.fail(f"{where}.name", f"{name} is listed twice")
-        names.add(name or "")
-        if not checks.is_one_of(item.get("type"), FIELD_TYPES):
-            raise checks.fail(f"{where}.type", f"must be one of {', '.join(sorted(FIELD_TYPES))}")
-        checks.text(item.get("identityNs"), f"{where}.identityNs", 256)
-        _strings(item.get("labels"), f"{where}.labels")
-    if not any(item.get("identityNs") for item in items):
-        raise checks.fail("fields", "one field must carry the identity namespace (identityNs)")
-    return copy.deepcopy(items)
-
-
-def _source_spec(value: Any) -> dict[str, Any]:
-    spec = checks.optional_object(value, "sourceSpec")
-    if spec is None:
-        raise checks.fail("sourceSpec", "is required")
-    if isinstance(spec.get("params"), dict):  # as Adobe's clients send it (aepp): the fields under "params"
-        spec = spec["params"]
-    path = checks.text(spec.get("path"), "sourceSpec.path", 1024, required=True)
-    if path and any(char.isspace() for char in path):
-        raise checks.fail("sourceSpec.path", "must not contain spaces")
-    if spec.get("type") not in ("file", "folder"):
-        raise checks.fail("sourceSpec.type", "must be file or folder")
-    if spec.get("sourceType") not in (None, "Cloud Storage"):
-        raise checks.fail("sourceSpec.sourceType", "must be Cloud Storage")
-    # Optional: Adobe's own sample (aepp's) names the connection alone
-    if spec.get("cloudType") is not None and not checks.is_one_of(spec.get("cloudType"), CLOUD_TYPES):
-        raise checks.fail("sourceSpec.cloudType", f"must be one of {', '.join(sorted(CLOUD_TYPES))}")
-    if spec.get("cloudType") in NEEDS_CONNECTION:
-        checks.text(spec.get("baseConnectionId"), "sourceSpec.baseConnectionId", 256, required=True)
-    return dict(spec)
-
-
-def _validated(body: Any) -> dict[str, Any]:
-    body = checks.require_object(body)
-    name = checks.text(body.get("name"), "name", 256, required=True)
-    if body.get("originName") != "CUSTOM_UPLOAD":
-        raise checks.fail("originName", "is required and must be CUSTOM_UPLOAD")
-    if body.get("audienceType", "people") != "people":
-        raise checks.fail("audienceType", "only people is supported")
-    asked = {
-        "name": name,
-        "description": checks.text(body.get("description"), "description", 4096, blank_ok=True) or "",
-        "customAudienceId": checks.text(body.get("customAudienceId"), "customAudienceId", 256),
-        "fields": _fields(body.get("fields")),
-        "sourceSpec": _source_spec(body.get("sourceSpec")),
-        "ttlInDays": _ttl(body.get("ttlInDays", DEFAULT_TTL_DAYS)),
-        "audienceType": "people",
-        "originName": "CUSTOM_UPLOAD",
-        "namespace": checks.text(body.get("namespace"), "namespace", 256) or "CustomerAudienceUpload",
-        "labels": _strings(body.get("labels"), "labels"),
-        "tags": _strings(body.get("tags"), "tags"),
-    }
-    return {key: value for key, value in asked.items() if value is not None}
-
-
 class ExternalAudiences:
     def __init__(self, world: AepWorld, clock: Callable[[], float]) -> None:
         self.world = world
@@ -196,7 +112,7 @@ class ExternalAudiences:
         return details
 
     def create(self, body: Any, created_by: str) -> dict[str, Any]:
-        asked = _validated(body)
+        asked = bodies.audience(body)
         for other in self.audiences.values():
             same_id = (
                 asked.get("customAudienceId") and other.request.get("customAudienceId") == asked["customAudienceId"]
@@ -260,9 +176,9 @@ class ExternalAudiences:
         if "description" in body:
             changed["description"] = checks.text(body["description"], "description", 4096, blank_ok=True) or ""
         if "labels" in body:
-            changed["labels"] = _strings(body["labels"], "labels")
+            changed["labels"] = bodies.strings(body["labels"], "labels")
         if "ttlInDays" in body:
-            changed["ttlInDays"] = _ttl(body["ttlInDays"])
+            changed["ttlInDays"] = bodies.ttl(body["ttlInDays"])
         if "fields" in body:
             known = {f["name"]: f for f in changed["fields"]}
             for index, item in enumerate(checks.optional_array(body["fields"], "fields")):
@@ -270,7 +186,7 @@ class ExternalAudiences:
                 name = item.get("name")
                 if name not in known:
                     raise ais_error("100960-422", f"fields[{index}]: the audience has no field {name!r}")
-                known[name]["labels"] = _strings(item.get("labels"), f"fields[{index}].labels")
+                known[name]["labels"] = bodies.strings(item.get("labels"), f"fields[{index}].labels")
         audience.request = changed
         audience.updated_at = self.clock()
         return self.document(audience)

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import orjson
 
@@ -26,9 +26,6 @@ from proxy.notifications.model import BacklogFull, Group
 from proxy.notifications.queue import Counters, NotificationQueue
 from proxy.notifications.store import NotificationStore
 from proxy.shared.connection import Background, SharedRedis, Unavailable
-
-if TYPE_CHECKING:
-    from proxy.notifications.stream_flusher import StreamFlusher
 
 logger = logging.getLogger("proxy.notifications")
 GROUP_NAME = "flushers"
@@ -49,7 +46,6 @@ class SharedNotificationQueue(NotificationQueue):
         self._waiting: list[asyncio.Future[None]] = []
         self._scheduled = False
         self._background = Background()
-        self.flusher: StreamFlusher | None = None
 
     async def add(
         self, group: Group, edge_host: str | None, ids: dict[str, Any], notes: Sequence[dict[str, Any]]
@@ -135,5 +131,4 @@ class SharedNotificationQueue(NotificationQueue):
             "streamDepth": self.stream_depth,
             "streamed": self.streamed,
             "spooledLocally": self.spooled,
-            **(self.flusher.document() if self.flusher is not None else {}),
         }

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -35,6 +37,7 @@ class OperationRoutes:
     queue: NotificationQueue
     refusals: RefusalPolicy
     health: Health
+    shared: Callable[[], dict[str, Any] | None]  # the Redis stream's figures, when gateways share one
 
     def routes(self) -> list[Route]:
         return [
@@ -65,7 +68,7 @@ class OperationRoutes:
 
     def queue_document(self) -> dict[str, object]:
         store, counters = self.queue.store, self.queue.counters
-        return {
+        document: dict[str, object] = {
             "depth": store.depth(),
             "oldestAgeSeconds": round(store.oldest_age(), 3),
             "maxBacklog": store.max_backlog,
@@ -76,8 +79,11 @@ class OperationRoutes:
             "retried": counters.retried,
             "deadLettered": counters.dead_lettered,
             "refusals": asdict(self.refusals.counters),
-            **({"shared": self.queue.shared_document()} if hasattr(self.queue, "shared_document") else {}),
         }
+        shared = self.shared()
+        if shared is not None:
+            document["shared"] = shared
+        return document
 
     async def page(self, request: Request) -> Response:
         return HTMLResponse(PAGE, headers=HEADERS)

@@ -56,6 +56,10 @@ class SharedParts:
             self.redis, f"bulk-profile:{client}", settings.admin_calls_per_minute, settings.admin_queue_seconds
         )
 
+    def document(self) -> dict[str, Any]:
+        """The stream as this gateway sees it, for ``/_proxy/queue``."""
+        return {**self.queue.shared_document(), **self.flusher.document()}
+
     def check(self) -> dict[str, Any]:
         check = self.redis.check()
         check["streamDepth"] = self.queue.stream_depth
@@ -94,7 +98,6 @@ def build_shared(
         claim_idle_s=settings.redis_claim_idle_ms / 1000,
         max_held=settings.redis_stream_max_read,
     )
-    queue.flusher = flusher
     return SharedParts(
         settings,
         redis,

@@ -1,0 +1,88 @@
+"""The gateway of two source trees side by side, in one run: the CPU time it spends per cache hit and per
+miss, and the hits it answers per second, each tree measured in alternating rounds on the same machine.
+
+    python -m loadtests.bench_trees BASE_REVISION [--rounds 4] [--visitors 1000] [--seconds 5]
+
+The base tree is exported from git (``git archive``) next to this one and run with this tree's
+environment (``python -m proxy`` from that tree's folder). Each round starts the gateway of each tree in
+turn on core 0 (the emulator, wrk and this process share core 1): ``visitors`` new visitors each cost one
+miss (single mbox API, one upstream call that prefetches the demo group), then wrk sends their cached
+views for ``seconds``. The gateway's user and system CPU time over the misses and over the hits, divided
+by the requests answered, is less disturbed by the other processes than requests per second; both are
+reported, as medians over the rounds, with the ratio of this tree to the base. Every round starts a
+fresh gateway: the same visitors miss first in each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+import uvloop
+
+from loadtests import harness, loadgen
+from loadtests.bench_hit import view, wrk_script
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def export(revision: str) -> Path:
+    """The tree at ``revision``, in a folder of its own."""
+    folder = Path(tempfile.mkdtemp(prefix=f"target-proxy-{revision[:12]}-"))
+    archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def one_round(tree: Path, emulator: harness.Server, visitors: int, seconds: float) -> dict[str, float]:
+    """CPU microseconds per miss and per hit, and hits per second, of the gateway from ``tree``."""
+    env = harness.gateway_env(tempfile.mkdtemp(), notification_max_delay_ms=1000)
+    group = harness.PREFETCH_GROUP
+    with harness.gateway(emulator.url, "0", env=env, cwd=tree) as gateway:
+        requests = [view(gateway.url, v, group[v % len(group)]) for v in range(visitors)]
+        before = harness.process_cpu_seconds(gateway)
+        answers = uvloop.run(loadgen.send_all(gateway.url, requests, concurrency=16))
+        missed = harness.process_cpu_seconds(gateway)
+        if any(status != 200 for status, _ in answers):
+            raise RuntimeError(f"a miss failed on the gateway from {tree}")
+        hits = harness.wrk(gateway.url, wrk_script(visitors), seconds=seconds, connections=32, core="1")
+        hit = harness.process_cpu_seconds(gateway)
+        if hits.non_2xx or hits.errors:
+            raise RuntimeError(f"{hits.non_2xx + hits.errors} failed hits on the gateway from {tree}")
+        cache = harness.operator(gateway, "cache")
+    return {
+        "miss_us": (missed - before) / visitors * 1e6,
+        "hit_us": (hit - missed) / hits.requests * 1e6,
+        "hits_per_s": hits.rps,
+        "hit_rate": float(cache.get("hitRate", 0.0)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("base", help="the git revision to compare this tree with")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--visitors", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    harness.pin_self("1")
+    trees = {"base": export(args.base), "this": ROOT}
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    with harness.emulator(core="1") as emulator:
+        for number in range(args.rounds):
+            order = list(trees) if number % 2 == 0 else list(reversed(trees))
+            for name in order:
+                rounds[name].append(one_round(trees[name], emulator, args.visitors, args.seconds))
+                print(name, {k: round(v, 3) for k, v in rounds[name][-1].items()}, flush=True)
+    print(f"\nbase {args.base} against this tree, medians of {args.rounds} rounds:")
+    for figure in ("hit_us", "miss_us", "hits_per_s"):
+        base = statistics.median(r[figure] for r in rounds["base"])
+        this = statistics.median(r[figure] for r in rounds["this"])
+        print(f"  {figure:11s} base {base:10.1f}  this {this:10.1f}  this/base {this / base:.3f}")
+
+
+if __name__ == "__main__":
+    main()
