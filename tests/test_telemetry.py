@@ -69,7 +69,7 @@ def test_at_most_fifty_entries_go_with_one_request_the_rest_are_counted_as_dropp
     after = gw.client.get("/metrics").text
 
     def grew(outcome: str) -> float:
-        from tests.test_metrics import sample
+        from tests.ops.test_metrics import sample
 
         name = "target_proxy_telemetry_entries_total"
         return sample(after, name, outcome=outcome) - sample(before, name, outcome=outcome)
@@ -110,7 +110,7 @@ def test_entries_riding_on_a_miss_are_counted_once(gateway_settings: dict[str, A
         miss = gw.client.post("/rest/v1/delivery?client=demo", json={**body, "telemetry": entries(3, 10)})
         assert miss.status_code == 200, miss.text
         after = gw.client.get("/metrics").text
-    from tests.test_metrics import sample
+    from tests.ops.test_metrics import sample
 
     name = "target_proxy_telemetry_entries_total"
     assert sample(after, name, outcome="forwarded") - sample(before, name, outcome="forwarded") == 5

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from proxy import __version__
+from proxy.api.checks import CLIENT_CODE
 from proxy.api.schemas import SCHEMAS, STRING, ref
 
 
@@ -46,7 +47,8 @@ CLIENT_QUERY = {
     "name": "client",
     "in": "query",
     "required": True,
-    "schema": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,63}$"},
+    # The pattern the gateway checks client codes with (``proxy.api.checks.CLIENT_CODE``), anchored.
+    "schema": {"type": "string", "pattern": f"^{CLIENT_CODE.pattern}$"},
 }
 SESSION_PATH = {
     "name": "sessionId",

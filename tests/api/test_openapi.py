@@ -65,3 +65,20 @@ def test_every_served_route_and_method_is_documented(gateway_settings: dict[str,
 def test_every_operation_has_a_unique_id() -> None:
     ids = [op["operationId"] for ops in openapi.document()["paths"].values() for op in ops.values()]
     assert len(ids) == len(set(ids)) and all(re.fullmatch(r"[A-Za-z0-9]+", i) for i in ids), ids
+
+
+def test_the_documented_client_code_is_the_one_the_gateway_checks() -> None:
+    from proxy.api import checks
+    from proxy.http.errors import ApiError
+
+    documented = openapi.document()["paths"]["/rest/v1/mbox"]["post"]["parameters"][0]["schema"]["pattern"]
+
+    def accepted(code: str) -> bool:
+        try:
+            checks.client_code(code)
+        except ApiError:
+            return False
+        return True
+
+    for code in ("demo", "a", "a-b", "A9", "-a", "a-", "a b", "a_b", "x" * 63, "x" * 64, ""):
+        assert bool(re.fullmatch(documented, code)) == accepted(code), code
