@@ -127,8 +127,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     app.state.gateway = gateway
     observe = RequestObserver(gateway.access_log)
     limits = RequestLimits(settings.max_in_flight)
-    hot = HotPaths(ObservedApp(app, observe), settings.max_body_bytes, observe, limits)
-    hot.state = app.state
+    hot = HotPaths(ObservedApp(app, observe), settings.max_body_bytes, observe, limits, app.state)
     for wire_api in (
         SingleMbox(gateway.content),
         BatchMbox(gateway.content),

@@ -118,6 +118,7 @@ class HotPaths:
         max_body_bytes: int,
         observe: Observer,
         limits: RequestLimits | None = None,
+        state: Any = None,
     ) -> None:
         self.fallback = fallback
         self.max_body_bytes = max_body_bytes
@@ -125,7 +126,7 @@ class HotPaths:
         self.limits = limits or RequestLimits()
         self.in_flight = 0
         self.ids = RequestIds()
-        self.state: Any = None  # the application's state, for whoever holds the entry point
+        self.state = state  # the application's state, for whoever holds the entry point
         self._exact: dict[str, tuple[Handler, str]] = {}
         self._prefixes: dict[str, tuple[Handler, str]] = {}
 
