@@ -16,10 +16,8 @@ view's notification); every telemetry entry sent reaches the emulator.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import uvloop
@@ -51,11 +49,6 @@ def script(visitors: int, sdk: bool) -> str:
     return harness.lua_post(PATH, PLAIN, (VISITOR, MBOX), prelude)
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def warm(gateway: harness.Server, visitors: int) -> None:
     group = harness.PREFETCH_GROUP
     requests = [loadgen.post(gateway.url, PATH, (PLAIN % (v, group[v % len(group)])).encode()) for v in range(visitors)]
@@ -68,9 +61,9 @@ def warm(gateway: harness.Server, visitors: int) -> None:
 def run(gateway: harness.Server, visitors: int, sdk: bool, seconds: float, connections: int) -> dict[str, Any]:
     assert gateway.process is not None
     before = harness.operator(gateway, "cache")
-    cpu = cpu_seconds(gateway.process.pid)
+    cpu = gateway.cpu_seconds()
     result = harness.wrk(gateway.url, script(visitors, sdk), seconds=seconds, connections=connections, core="1")
-    spent = cpu_seconds(gateway.process.pid) - cpu
+    spent = gateway.cpu_seconds() - cpu
     after = harness.operator(gateway, "cache")
     hits = int(after["hits"]) - int(before["hits"])  # type: ignore[call-overload]
     misses = int(after["misses"]) - int(before["misses"])  # type: ignore[call-overload]

@@ -43,13 +43,13 @@ def one_round(tree: Path, emulator: harness.Server, visitors: int, seconds: floa
     group = harness.PREFETCH_GROUP
     with harness.gateway(emulator.url, "0", env=env, cwd=tree) as gateway:
         requests = [view(gateway.url, v, group[v % len(group)]) for v in range(visitors)]
-        before = harness.process_cpu_seconds(gateway)
+        before = gateway.cpu_seconds()
         answers = uvloop.run(loadgen.send_all(gateway.url, requests, concurrency=16))
-        missed = harness.process_cpu_seconds(gateway)
+        missed = gateway.cpu_seconds()
         if any(status != 200 for status, _ in answers):
             raise RuntimeError(f"a miss failed on the gateway from {tree}")
         hits = harness.wrk(gateway.url, wrk_script(visitors), seconds=seconds, connections=32, core="1")
-        hit = harness.process_cpu_seconds(gateway)
+        hit = gateway.cpu_seconds()
         if hits.non_2xx or hits.errors:
             raise RuntimeError(f"{hits.non_2xx + hits.errors} failed hits on the gateway from {tree}")
         cache = harness.operator(gateway, "cache")

@@ -7,6 +7,7 @@ and every figure is compared with a baseline measured in the same run, never wit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -123,6 +124,16 @@ class Server:
             except OSError:
                 pass
         return total
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the server's process tree has used so far."""
+        assert self.process is not None
+        ticks = 0
+        for pid in [self.process.pid, *children(self.process.pid)]:
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(stat[11]) + int(stat[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:
@@ -347,13 +358,6 @@ class Budget:
             f"{self.name}: {self.measured:g}{self.unit} / budget {sign} {self.budget:g}{self.unit} / "
             f"{'PASS' if self.passed else 'SHORT'}"
         )
-
-
-def process_cpu_seconds(server: Server) -> float:
-    """User and system CPU time the server's process has used so far."""
-    assert server.process is not None
-    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds() -> tuple[float, float, float]:

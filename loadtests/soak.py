@@ -54,7 +54,6 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import shutil
 import statistics
 import sys
@@ -551,17 +550,6 @@ def idle_rss(server: harness.Server) -> int:
     return int(statistics.median(readings))
 
 
-def cpu_seconds(server: harness.Server) -> float:
-    """CPU time used so far by the server's process tree."""
-    assert server.process is not None
-    ticks = 0
-    for pid in [server.process.pid, *harness.children(server.process.pid)]:
-        with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(stat[11]) + int(stat[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def snapshot(gateway: harness.Server, emulator: harness.Server) -> dict[str, Any]:
     return {
         "cache": harness.operator(gateway, "cache"),
@@ -629,9 +617,9 @@ def phases(
     print(f"capacity {capacity.rps:.0f} req/s; soak at {rate:.0f} req/s for {settings.duration:.0f} s")
     before = snapshot(gateway, emulator)
     servers = (gateway, emulator)
-    cpu, own = [cpu_seconds(server) for server in servers], time.process_time()
+    cpu, own = [server.cpu_seconds() for server in servers], time.process_time()
     driven = uvloop.run(drive(gateway, emulator, settings, rate, tally))
-    cores = {s.kind: round((cpu_seconds(s) - used) / driven.seconds, 2) for s, used in zip(servers, cpu, strict=True)}
+    cores = {s.kind: round((s.cpu_seconds() - used) / driven.seconds, 2) for s, used in zip(servers, cpu, strict=True)}
     cores["load generator"] = round((time.process_time() - own) / driven.seconds, 2)
     started = time.monotonic()
     harness.drain(gateway, within=(settings.notification_max_delay_ms + settings.notification_retry_cap_ms) / 1000 + 30)

@@ -38,6 +38,7 @@ _ID_COUNTER = itertools.count(1)
 UNAVAILABLE = frozenset({420, 429, 500, 502, 503, 504})
 # Failures that a view may be answered through (stale-if-error).
 Failure = UpstreamUnavailable | UpstreamRefused | SessionBusy
+FAILURES = (UpstreamUnavailable, UpstreamRefused, SessionBusy)
 
 
 def unavailable(failure: Exception) -> bool:
@@ -266,7 +267,7 @@ class ContentService:
                 if coalesced is not None:
                     return coalesced
                 document = await self.fetch(origin, miss)
-        except (UpstreamUnavailable, UpstreamRefused, SessionBusy) as exc:
+        except FAILURES as exc:
             if not (view.falls_back and unavailable(exc)):
                 raise
             return await self.fallback(view, exc)
@@ -282,7 +283,7 @@ class ContentService:
             request = telemetry.with_notifications(request, [r.payload_json for r in riders])
         try:
             document = await self.call(origin, record, client, path, request)
-        except (UpstreamUnavailable, UpstreamRefused, SessionBusy) as exc:
+        except FAILURES as exc:
             self.queue.settle_ride(riders, None)
             if not (riders and isinstance(exc, UpstreamRefused) and exc.response.status == 400):
                 raise

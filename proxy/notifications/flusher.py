@@ -35,10 +35,10 @@ class Flusher(BatchSender[Pending]):
         tick_s: float = 0.5,
         lease_s: float = 60.0,
     ) -> None:
-        super().__init__(
-            queue.store, queue.counters, upstream, refusals, backoff, max_delay_s=max_delay_s, tick_s=tick_s
-        )
+        super().__init__(queue.store, queue.counters, upstream, refusals, backoff)
         self.queue = queue
+        self.max_delay_s = max_delay_s  # how long a partial batch may wait
+        self.tick_s = tick_s
         self.lease_s = lease_s
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()

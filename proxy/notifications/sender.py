@@ -33,17 +33,12 @@ class BatchSender(ABC, Generic[Item]):
         upstream: Upstream,
         refusals: RefusalPolicy,
         backoff: Backoff,
-        *,
-        max_delay_s: float,
-        tick_s: float,
     ) -> None:
         self.store = store  # with the dead-letter file, whichever backend holds the items
         self.counters = counters
         self.upstream = upstream
         self.refusals = refusals
         self.backoff = backoff
-        self.max_delay_s = max_delay_s
-        self.tick_s = tick_s
 
     # --- what a backend says about its items ------------------------------------------------------------
 

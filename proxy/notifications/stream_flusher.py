@@ -65,10 +65,10 @@ class StreamFlusher(BatchSender[Entry]):
         max_held: int,
         tick_s: float = 0.05,
     ) -> None:
-        super().__init__(
-            queue.store, queue.counters, upstream, refusals, backoff, max_delay_s=max_delay_s, tick_s=tick_s
-        )
+        super().__init__(queue.store, queue.counters, upstream, refusals, backoff)
         self.queue = queue
+        self.max_delay_s = max_delay_s  # how long a partial batch may wait
+        self.tick_s = tick_s
         self.redis = queue.redis
         self.stream = queue.stream
         self.claim_idle_s = claim_idle_s
