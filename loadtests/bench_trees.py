@@ -2,6 +2,7 @@
 miss, and the hits it answers per second, each tree measured in alternating rounds on the same machine.
 
     python -m loadtests.bench_trees BASE_REVISION [--rounds 4] [--visitors 1000] [--seconds 5]
+    python -m loadtests.bench_trees BASE_REVISION --in-process [--rounds 6]
 
 The base tree is exported from git (``git archive``) next to this one and run with this tree's
 environment (``python -m proxy`` from that tree's folder). Each round starts the gateway of each tree in
@@ -11,13 +12,21 @@ views for ``seconds``. The gateway's user and system CPU time over the misses an
 by the requests answered, is less disturbed by the other processes than requests per second; both are
 reported, as medians over the rounds, with the ratio of this tree to the base. Every round starts a
 fresh gateway: the same visitors miss first in each.
+
+``--in-process``: each tree's application alone, driven through its ASGI entry point in a process of its
+own on core 0 (``loadtests.app_hits``: no HTTP server, no load generator, nothing else running while it is
+timed), the fastest of its repeats a round; on a machine shared with other work this tells the trees' own
+code apart when requests per second and the server's CPU time vary by more than the difference.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -61,12 +70,24 @@ def one_round(tree: Path, emulator: harness.Server, visitors: int, seconds: floa
     }
 
 
+def in_process_round(tree: Path, emulator: harness.Server) -> dict[str, float]:
+    """CPU microseconds per hit of the application of ``tree`` alone (``loadtests.app_hits``)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    command = ["taskset", "-c", "0", sys.executable, str(ROOT / "loadtests" / "app_hits.py"), emulator.url]
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=600, check=True)
+    result = json.loads(done.stdout.splitlines()[-1])
+    if not result["tree"].startswith(str(tree)):
+        raise RuntimeError(f"measured {result['tree']}, not the tree in {tree}")
+    return {"app_hit_us": float(result["hit_us"])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("base", help="the git revision to compare this tree with")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--visitors", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--in-process", action="store_true", help="each tree's application alone, no HTTP")
     args = parser.parse_args()
     harness.pin_self("1")
     trees = {"base": export(args.base), "this": ROOT}
@@ -75,10 +96,13 @@ def main() -> None:
         for number in range(args.rounds):
             order = list(trees) if number % 2 == 0 else list(reversed(trees))
             for name in order:
-                rounds[name].append(one_round(trees[name], emulator, args.visitors, args.seconds))
+                if args.in_process:
+                    rounds[name].append(in_process_round(trees[name], emulator))
+                else:
+                    rounds[name].append(one_round(trees[name], emulator, args.visitors, args.seconds))
                 print(name, {k: round(v, 3) for k, v in rounds[name][-1].items()}, flush=True)
     print(f"\nbase {args.base} against this tree, medians of {args.rounds} rounds:")
-    for figure in ("hit_us", "miss_us", "hits_per_s"):
+    for figure in ("app_hit_us",) if args.in_process else ("hit_us", "miss_us", "hits_per_s"):
         base = statistics.median(r[figure] for r in rounds["base"])
         this = statistics.median(r[figure] for r in rounds["this"])
         print(f"  {figure:11s} base {base:10.1f}  this {this:10.1f}  this/base {this / base:.3f}")

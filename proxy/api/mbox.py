@@ -60,7 +60,7 @@ class SingleMbox:
             return (
                 self.render(body, record, decision) if decision else await self.forward(incoming, body, record, client)
             )
-        self.content.asked(client, [name])
+        self.content.asked(client, view.names)
         if plain:
             decision = await self.content.from_cache(view)
             if decision is not None:

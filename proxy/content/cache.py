@@ -84,7 +84,10 @@ class VisitorContent:
 
 class ContentCache(Protocol):
     """Visitors' prefetched content: in this process's memory, or shared on Redis (``prepare`` brings a
-    visitor's content in before ``lookup``; ``published`` waits until what changed is written)."""
+    visitor's content in before ``lookup``; ``published`` waits until what changed is written). ``remote``:
+    whether ``prepare`` has anything to bring in (False in memory, where the hot path skips the call)."""
+
+    remote: bool
 
     async def prepare(self, client: str, visitor: str, context: str) -> None: ...
 
@@ -148,6 +151,7 @@ class CacheLimits:
 
 class InMemoryContentCache:
     # Content shared with other gateways (proxy.content.redis_cache) is brought into memory by prepare().
+    remote = False
 
     def __init__(self, limits: CacheLimits, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = limits.ttl_seconds

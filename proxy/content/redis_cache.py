@@ -62,6 +62,8 @@ def cached_mbox(name: str, options: bytes, metrics: bytes, events: bytes) -> Cac
 
 
 class SharedContentCache(InMemoryContentCache):
+    remote = True
+
     def __init__(self, redis: SharedRedis, limits: CacheLimits, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(limits, clock)
         self.redis = redis

@@ -87,6 +87,7 @@ def text(value: bytes | str | None) -> str | None:
 
 class SharedSessionStore(InMemorySessionStore):
     record_type = SharedRecord
+    remote = True
 
     def __init__(
         self,

@@ -163,7 +163,8 @@ class ContentService:
         """The visitor's session record, found by any of its ids or made (brought in from Redis first when
         gateways share it); an explicit tntId is kept on it."""
         keys = ids.keys(client)
-        await self.sessions.prepare(keys, supplied_session)
+        if self.sessions.remote:
+            await self.sessions.prepare(keys, supplied_session)
         record = self.sessions.resolve(keys, supplied_session)
         if ids.tnt_id:
             record.tnt_id = ids.tnt_id
@@ -201,23 +202,25 @@ class ContentService:
         visitor, context, client = record.visitor, view.context, view.client
         if visitor is None or context is None:
             return None
-        await self.cache.prepare(client, visitor, context)
+        cache = self.cache
+        if cache.remote:
+            await cache.prepare(client, visitor, context)
         click = kind == "click"
         entries: list[CachedMbox] = []
-        counted: list[CachedMbox] = []  # those with a display (a click) to count
         for name in view.names:
-            entry = self.cache.lookup(client, visitor, context, name)
-            if entry is None:
-                return None
-            if entry.has_click if click else entry.has_display:
-                counted.append(entry)
-            elif click:
+            entry = cache.lookup(client, visitor, context, name)
+            if entry is None or (click and not entry.has_click):
                 return None
             entries.append(entry)
         if view.needs_tnt_id and record.tnt_id is None:
             return None
-        if counted:
-            notes = [view_notification(kind, entry, view.impression_id) for entry in counted]
+        # Each shown entry with a display (a click) to count gets its notification.
+        notes = [
+            view_notification(kind, entry, view.impression_id)
+            for entry in entries
+            if (entry.has_click if click else entry.has_display)
+        ]
+        if notes:
             if view.telemetry:
                 telemetry.carry(notes, list(view.telemetry))
             try:

@@ -46,7 +46,10 @@ def new_session_id() -> str:
 
 class SessionStore(Protocol):
     """Visitors' sessions: in this process's memory, or shared on Redis (``prepare`` brings a visitor's
-    records in before ``resolve``; ``published`` waits until what changed is written)."""
+    records in before ``resolve``; ``published`` waits until what changed is written). ``remote``: whether
+    ``prepare`` has anything to bring in (False in memory, where the hot path skips the call)."""
+
+    remote: bool
 
     async def prepare(self, keys: list[str], supplied_session: str | None, create: bool = True) -> None: ...
 
@@ -91,6 +94,7 @@ class InMemorySessionStore:
 
     # Records shared with other gateways (proxy.content.redis_sessions) are brought into memory by prepare().
     record_type: type[SessionRecord] = SessionRecord
+    remote = False
 
     def __init__(self, ttl_seconds: float, max_visitors: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl_seconds

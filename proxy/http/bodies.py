@@ -49,8 +49,9 @@ def parse_json(raw: bytes) -> Any:
         if "depth limit" in str(error):
             raise ApiError(400, f"body: nested more than {MAX_JSON_DEPTH} levels deep", "body") from None
         raise ApiError(400, "body: malformed JSON", "body") from None
-    # Only a body with that many objects and arrays can nest that deep: most never pay for the walk.
-    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
+    # Only a body with that many objects and arrays can nest that deep: most never pay for the walk (and
+    # a body shorter than that not even for the count).
+    if len(raw) > MAX_JSON_DEPTH and raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
         too_deep = nested_beyond(document, MAX_JSON_DEPTH)
         if too_deep is not None:
             raise ApiError(400, f"{too_deep}: nested more than {MAX_JSON_DEPTH} levels deep", too_deep)

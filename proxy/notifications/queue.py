@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.notifications.model import Group, NewNotification, Pending
+from proxy.notifications.model import Group, Pending
 from proxy.notifications.store import NotificationStore
 
 RIDE_LEASE_S = 30.0
@@ -34,8 +34,7 @@ class NotificationQueue:
         """Durably accept notifications for one visitor (raises BacklogFull when the store is full)."""
         if not notes:
             return
-        client, visitor, session_id = group.client, group.visitor, group.session_id
-        await self.store.add([NewNotification(client, visitor, session_id, edge_host, ids, note) for note in notes])
+        await self.store.add_group(group, edge_host, ids, notes)
         self.counters.accepted += len(notes)
 
     def ride(self, client: str, visitor: str, session_id: str) -> list[Pending]:

@@ -159,18 +159,33 @@ class NotificationStore:
 
     async def add(self, notifications: Sequence[NewNotification]) -> None:
         """Return once the notifications are written, with the others of this turn of the loop."""
-        if len(self._entries) + len(notifications) > self.max_backlog:
-            raise BacklogFull(f"{self.max_backlog} notifications are waiting")
+        self._room_for(len(notifications))
         now = self.clock()
         for n in notifications:
             self._record(Group(n.client, n.visitor, n.session_id), n.edge_host, n.ids, n.payload, now)
+        await self._written()
+
+    async def add_group(self, group: Group, edge: str | None, ids: Any, payloads: Sequence[Any]) -> None:
+        """``add`` for the notifications of one group (the queue's case: one visitor's view)."""
+        self._room_for(len(payloads))
+        now = self.clock()
+        for payload in payloads:
+            self._record(group, edge, ids, payload, now)
+        await self._written()
+
+    def _room_for(self, count: int) -> None:
+        if len(self._entries) + count > self.max_backlog:
+            raise BacklogFull(f"{self.max_backlog} notifications are waiting")
+
+    def _written(self) -> asyncio.Future[None]:
+        """Done when what is buffered now is written (awaited as it is: no coroutine more per view)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._waiting.append(done)
         if not self._write_scheduled:
             self._write_scheduled = True
             loop.call_soon(self._write_now)
-        await done
+        return done
 
     def _write_now(self) -> OSError | None:
         """Write what is buffered (all of it: a short write is continued); the error, if any."""
