@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from proxy.api import checks
+from proxy.emulator import checks
 from proxy.emulator.aep import DAY_S, AepWorld, Dataflow, platform_endpoint, problem
 from proxy.emulator.aep_jobs import ProfileJobs
 from proxy.emulator.shaped import json_answer

@@ -28,12 +28,12 @@ from proxy.emulator.admin_core import (
     negotiate,
 )
 from proxy.emulator.catalog import Catalog
+from proxy.emulator.errors import EdgeError
 from proxy.emulator.ims import GATEWAY_ERRORS, check_credentials
 from proxy.emulator.profiles import ProfileStore
 from proxy.emulator.rules import RuleError
 from proxy.emulator.shaped import ShapedError, json_answer
 from proxy.emulator.stats import Stats
-from proxy.http.errors import ApiError
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
@@ -59,7 +59,7 @@ class AdminApi:
             return handler(request, **arguments)
         except ShapedError as exc:
             return AdminResponse(exc.status, exc.body, exc.headers)
-        except ApiError as exc:  # the shared validation helpers name the field
+        except EdgeError as exc:  # the shared validation helpers name the field
             error = admin_error(exc.status, exc.message, exc.field)
             return AdminResponse(error.status, error.body)
         except RuleError as exc:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from proxy.api import checks
+from proxy.emulator import checks
 from proxy.emulator.admin_catalog import ENVIRONMENTS
 from proxy.emulator.admin_core import (
     AdminRequest,

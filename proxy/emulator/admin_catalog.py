@@ -14,7 +14,7 @@ import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from proxy.api import checks
+from proxy.emulator import checks
 from proxy.emulator.admin_core import (
     AdminRequest,
     AdminResponse,

@@ -24,10 +24,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from proxy.api import checks
+from proxy.emulator import checks
+from proxy.emulator.errors import EdgeError
 from proxy.emulator.ims import GATEWAY_ERRORS, check_credentials
 from proxy.emulator.shaped import ShapedError
-from proxy.http.errors import ApiError
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -247,7 +247,7 @@ def platform_endpoint(
             body = await json_body(request)
             try:
                 return await handler(request, body)
-            except ApiError as exc:
+            except EdgeError as exc:
                 raise problem(exc.status, exc.message) from None
 
         return endpoint

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from proxy.api import checks
+from proxy.emulator import checks
 from proxy.emulator.aep import DAY_S, AepWorld, platform_endpoint, problem, progress
 from proxy.emulator.catalog import parse_time
 from proxy.emulator.shaped import json_answer

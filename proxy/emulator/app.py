@@ -16,6 +16,7 @@ Control endpoints (never counted, never faulted):
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 import orjson
@@ -24,8 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from proxy.api import checks
-from proxy.emulator import activation, admin, aep_jobs, external_audiences, ims
+from proxy.emulator import activation, admin, aep_jobs, checks, external_audiences, ims
 from proxy.emulator.activation import Activation
 from proxy.emulator.admin import AdminApi
 from proxy.emulator.aep import AepWorld
@@ -34,14 +34,13 @@ from proxy.emulator.bulk_profiles import BulkUpdates
 from proxy.emulator.catalog import Catalog
 from proxy.emulator.clock import Clock
 from proxy.emulator.edge import Call, Edge
+from proxy.emulator.errors import HANDLERS, EdgeError
 from proxy.emulator.external_audiences import ExternalAudiences
 from proxy.emulator.faults import EdgeFrontDoor, Faults
 from proxy.emulator.profiles import ProfileStore, edge_host
 from proxy.emulator.ratelimit import SlidingWindow
 from proxy.emulator.shaped import ShapedError, shaped_error_handler
 from proxy.emulator.tokens import TokenCodec
-from proxy.http.bodies import read_form
-from proxy.http.errors import EXCEPTION_HANDLERS, ApiError
 from proxy.settings import Settings
 
 MAX_BODY_BYTES = 60 * 1024 * 1024
@@ -59,14 +58,28 @@ def xml_response(elements: list[tuple[str, str]] | str) -> Response:
 async def read_json(request: Request) -> Any:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise ApiError(413, "request body exceeds 60 MB", "body")
+        raise EdgeError(413, "request body exceeds 60 MB", "body")
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "request body exceeds 60 MB", "body")
+        raise EdgeError(413, "request body exceeds 60 MB", "body")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise ApiError(400, "body: malformed JSON", "body") from None
+        raise EdgeError(400, "body: malformed JSON", "body") from None
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type not in ("", "application/x-www-form-urlencoded"):
+        raise EdgeError(415, "body: must be application/x-www-form-urlencoded", "body")
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise EdgeError(413, "request body exceeds 60 MB", "body")
+    try:
+        return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        raise EdgeError(400, "body: must be UTF-8 text", "body") from None
 
 
 def client_param(request: Request, edge: Edge, required: bool = True) -> str:
@@ -103,7 +116,7 @@ class EmulatorState:
         wait = self.limiter.hit(("profile", client))
         if wait is not None:
             message = f"too many calls: at most {self.limiter.rate} a minute per client"
-            raise ApiError(503, message, headers={"Retry-After": str(wait)})
+            raise EdgeError(503, message, headers={"Retry-After": str(wait)})
 
     def aep_document(self) -> dict[str, Any]:
         return {
@@ -158,7 +171,7 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
         checks.client_code(request.path_params["client"])
         query = dict(request.query_params)
         if request.method == "POST":
-            query.update(await read_form(request, MAX_BODY_BYTES))
+            query.update(await read_form(request))
         routing = query.get("mboxPC") or query.get("mbox3rdPartyId")
         state.edge.update_profile(state.call(request, routing_key=routing), query)
         return xml_response([("success", "true"), ("message", "Request successfully submitted")])
@@ -168,7 +181,7 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
         state.throttle_profiles(client)
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > 50 * 1024 * 1024:
-            raise ApiError(413, "batch file exceeds 50 MB", "batch")
+            raise EdgeError(413, "batch file exceeds 50 MB", "batch")
         call = state.call(request)
         if "/v2/" not in request.url.path:
             # v1: updates the profiles that exist, and answers only an overall status
@@ -200,7 +213,7 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
             raise checks.fail("batchId", "is required")
         batch = state.bulk.get(batch_id)
         if batch is None:
-            raise ApiError(404, f"No batch found with id={batch_id}", "batchId")
+            raise EdgeError(404, f"No batch found with id={batch_id}", "batchId")
         rows = "".join(
             f"<profile><id>{escape(identity)}</id><status>{escape(status)}</status></profile>"
             for identity, status in batch.rows
@@ -232,7 +245,7 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
         route = request.query_params.get("route", "")
         recorded = front_door.last_requests.get(route)
         if recorded is None:
-            raise ApiError(404, f"no Target API call{' to ' + route if route else ''} since the last reset", "route")
+            raise EdgeError(404, f"no Target API call{' to ' + route if route else ''} since the last reset", "route")
         return json_response(recorded.document())
 
     async def clock_control(request: Request) -> Response:
@@ -296,7 +309,7 @@ def create_emulator_app(settings: Settings | None = None) -> Starlette:
         # Last: any /{tenant}/target/... path
         Route("/{tenant}/target/{rest:path}", admin.endpoint, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-    handlers = {ShapedError: shaped_error_handler, **EXCEPTION_HANDLERS}
+    handlers = {ShapedError: shaped_error_handler, **HANDLERS}
     app = Starlette(routes=routes, exception_handlers=handlers)
     tokens = ims.TokenStore(clock.now)
     # Handlers in the API modules find the current state here; a reset replaces it.

@@ -3,15 +3,19 @@ row through batchStatus, v1 only updates those that exist."""
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
+from proxy.emulator.checks import fail
+from proxy.emulator.errors import EdgeError
 from proxy.emulator.profiles import ProfileStore
-from proxy.http.errors import ApiError
-from proxy.management import batch_files
 
 MAX_BATCH_BYTES = 50 * 1024 * 1024
 MAX_BATCH_ROWS = 500_000
+ID_COLUMNS = {"pcid": "tntId", "mboxpc": "tntId", "thirdpartyid": "thirdPartyId", "mbox3rdpartyid": "thirdPartyId"}
 
 
 @dataclass(slots=True)
@@ -24,15 +28,37 @@ class Batch:
         return sum(1 for _, status in self.rows if status == "success")
 
 
+def batch_csv(raw: bytes) -> str:
+    """The CSV of a request: the ``batch`` field of a URL-encoded form, or the file as it was sent (its raw
+    line breaks tell)."""
+    try:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise fail("batch", "must be UTF-8 text") from None
+    if "\n" not in body.strip():
+        return dict(parse_qsl(body, keep_blank_values=True)).get("batch", body)
+    return body.removeprefix("batch=")
+
+
 def parse_batch(raw: bytes) -> tuple[str, list[str], list[list[str]]]:
     """The id column kind, the attribute names and the rows of a batch file."""
     if len(raw) > MAX_BATCH_BYTES:
-        raise ApiError(413, "batch file exceeds 50 MB", "batch")
-    reader = batch_files.rows(batch_files.batch_text(raw))
-    kind, names = batch_files.read_head(reader)
-    rows = list(itertools.islice((row for row in reader if row), MAX_BATCH_ROWS + 1))
+        raise EdgeError(413, "batch file exceeds 50 MB", "batch")
+    try:
+        table = [row for row in csv.reader(io.StringIO(batch_csv(raw), newline=""))]
+    except csv.Error as exc:
+        raise fail("batch", f"is not a CSV file ({exc})") from None
+    if not table or not table[0]:
+        raise fail("batch", "the file is empty")
+    head, rows = table[0], [row for row in table[1:] if row]
+    kind = ID_COLUMNS.get(head[0].strip().lower())
+    if kind is None:
+        raise fail("batch", "the first column must be pcId or thirdPartyId")
+    names = [name.strip() for name in head[1:]]
+    if not names or not all(0 < len(name) <= 128 for name in names):
+        raise fail("batch", "attribute names must be 1-128 characters")
     if len(rows) > MAX_BATCH_ROWS:
-        raise ApiError(400, f"batch: more than {MAX_BATCH_ROWS} rows", "batch")
+        raise EdgeError(400, f"batch: more than {MAX_BATCH_ROWS} rows", "batch")
     return kind, names, rows
 
 

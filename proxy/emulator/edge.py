@@ -10,14 +10,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.api import checks, validation
+from proxy.emulator import checks, tables
 from proxy.emulator.catalog import GLOBAL_MBOX, Catalog
 from proxy.emulator.decisioning import CLICKED_SUFFIX, Decider, Decision
+from proxy.emulator.errors import EdgeError
 from proxy.emulator.profiles import Profile, ProfileStore
 from proxy.emulator.rules import RuleContext
 from proxy.emulator.stats import Stats
 from proxy.emulator.tokens import EventToken, TokenCodec, TokenError
-from proxy.http.errors import ApiError
 
 EDGE_HOST = re.compile(r"^mboxedge(\d{1,2})\.tt\.omtrdc\.net(?::\d+)?$", re.IGNORECASE)
 FUTURE_TOLERANCE_MS = 24 * 3600 * 1000
@@ -97,7 +97,7 @@ class Edge:
             try:
                 decoded.append(self.codec.decode(str(token)))
             except TokenError:
-                raise ApiError(400, f"{field}[{position}]: invalid event token", f"{field}[{position}]") from None
+                raise EdgeError(400, f"{field}[{position}]: invalid event token", f"{field}[{position}]") from None
         return decoded
 
     def _notify(
@@ -137,7 +137,7 @@ class Edge:
     # --- POST /rest/v1/mbox/{sessionId} --------------------------------------------------------------
 
     def single_mbox(self, call: Call, body: Any) -> dict[str, Any]:
-        validation.single_mbox(body)
+        tables.single_mbox(body)
         profile, _ = self._visitor(call, body)
         if body.get("profileParameters"):
             self.profiles.write(profile, body["profileParameters"], call.cluster)
@@ -173,7 +173,7 @@ class Edge:
     # --- POST /rest/v2/batchmbox -------------------------------------------------------------------------
 
     def batch_mbox(self, call: Call, body: Any) -> dict[str, Any]:
-        validation.batch_mbox(body)
+        tables.batch_mbox(body)
         notes = [
             (note, self._decode_tokens(note.get("eventTokens") or [], f"notifications[{i}].eventTokens"))
             for i, note in enumerate(body.get("notifications") or [])
@@ -229,7 +229,7 @@ class Edge:
     # --- POST /rest/v1/delivery ----------------------------------------------------------------------
 
     def delivery(self, call: Call, client: str, body: Any) -> dict[str, Any]:
-        validation.delivery(body)
+        tables.delivery(body)
         telemetry = body.get("telemetry")
         entries = telemetry.get("entries") if isinstance(telemetry, dict) else None
         if isinstance(entries, list):
@@ -238,7 +238,7 @@ class Edge:
         notes = []
         for i, note in enumerate(body.get("notifications") or []):
             if note["timestamp"] > now_ms + FUTURE_TOLERANCE_MS:
-                raise ApiError(400, f"notifications[{i}].timestamp: is in the future", f"notifications[{i}].timestamp")
+                raise EdgeError(400, f"notifications[{i}].timestamp: is in the future", f"notifications[{i}].timestamp")
             notes.append((note, self._decode_tokens(note.get("tokens") or [], f"notifications[{i}].tokens")))
         ids = body.get("id") or {}
         profile, _ = self._visitor(call, ids)
@@ -342,12 +342,12 @@ class Edge:
             profile = self.profiles.by_third_party_id(third_party_id)
             missing = f"No profile found for client {client} with third party id={third_party_id}"
         if profile is None:
-            raise ApiError(404, missing)
+            raise EdgeError(404, missing)
         return self.profiles.document(profile, client, call.cluster)
 
     def update_profile(self, call: Call, query: dict[str, str]) -> bool:
         """Single profile update; updates only, never creates. True when a profile was found."""
-        kind, identity, attributes = validation.profile_update(query)
+        kind, identity, attributes = tables.profile_update(query)
         profile = self.profiles.by_tnt_id(identity) if kind == "mboxPC" else self.profiles.by_third_party_id(identity)
         if profile is None:
             return False

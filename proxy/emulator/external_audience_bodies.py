@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from proxy.api import checks
+from proxy.emulator import checks
 
 FIELD_TYPES = frozenset({"string", "number", "long", "integer", "date", "datetime", "boolean"})
 CLOUD_TYPES = frozenset({"S3", "DLZ", "GCS", "Azure", "SFTP"})

@@ -25,11 +25,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from proxy.api import checks
+from proxy.emulator import checks
 from proxy.emulator import external_audience_bodies as bodies
 from proxy.emulator.aep import AepWorld, platform_endpoint
+from proxy.emulator.errors import EdgeError
 from proxy.emulator.shaped import ShapedError, json_answer
-from proxy.http.errors import ApiError
 
 # platform code -> (HTTP status, documented message)
 CODES = {
@@ -290,7 +290,7 @@ def _ais(handler: Callable[[Request, Any], Any]) -> Callable[[Request], Any]:
     async def wrapped(request: Request, body: Any) -> Response:
         try:
             return await handler(request, body)
-        except ApiError as exc:
+        except EdgeError as exc:
             raise ais_error("100910-400", exc.message) from None
 
     wrapped.__name__ = handler.__name__

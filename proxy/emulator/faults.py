@@ -18,8 +18,8 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from proxy.api.validation import fail
-from proxy.http.errors import error_body
+from proxy.emulator.checks import fail
+from proxy.emulator.errors import document as error_body
 
 MAX_CONCURRENT_PER_SESSION = 100
 _ROUTES: list[tuple[re.Pattern[str], str]] = [
