@@ -17,8 +17,11 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from proxy import __version__
-from proxy.settings import ENV_PREFIX, Settings, SettingsError, load_settings, unknown_variables
+from proxy import __version__, config
+from proxy.config import ENV_PREFIX, SettingsError
+from proxy.emulator import settings as emulator_settings
+from proxy.emulator.settings import EmulatorSettings
+from proxy.settings import Settings, load_settings
 
 HELP = {
     "host": "address to listen on",
@@ -32,6 +35,7 @@ HELP = {
     "emulator_catalog": "catalog JSON (unset: the demo catalog)",
     "emulator_replication_delay_ms": "delay before a profile write reaches the other edge clusters",
     "log_level": "critical, error, warning, info or debug",
+    "emulator_log_level": "critical, error, warning, info or debug",
 }
 
 
@@ -42,7 +46,9 @@ OPTIONS: dict[str, dict[str, str]] = {}
 def _option(parser: argparse.ArgumentParser, flag: str, setting: str, **kwargs: Any) -> None:
     """An option that sets a setting: its help names the default and the variable that also sets it."""
     OPTIONS.setdefault(parser.prog, {})[setting] = flag
-    default = Settings.model_fields[setting].default
+    emulator = setting.removeprefix(emulator_settings.PREFIX)
+    fields = EmulatorSettings.model_fields if emulator != setting else Settings.model_fields
+    default = fields[emulator].default
     shown = "unset" if default is None else str(default).lower() if isinstance(default, bool) else default
     parser.add_argument(
         flag,
@@ -52,9 +58,9 @@ def _option(parser: argparse.ArgumentParser, flag: str, setting: str, **kwargs: 
     )
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, log_level: str = "log_level") -> None:
     parser.add_argument("--config", help=f"TOML file of settings (default: none; also {ENV_PREFIX}CONFIG)")
-    _option(parser, "--log-level", "log_level")
+    _option(parser, "--log-level", log_level)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     _option(emulator, "--catalog", "emulator_catalog")
     _option(emulator, "--replication-delay-ms", "emulator_replication_delay_ms", type=int)
     emulator.add_argument("--fd", type=int, help=argparse.SUPPRESS)
-    _common(emulator)
+    _common(emulator, "emulator_log_level")
 
     commands.add_parser(
         "healthcheck",
@@ -119,12 +125,24 @@ def options_of(command: str) -> dict[str, str]:
     return OPTIONS.get(f"target-proxy {command}", {})
 
 
-def _settings(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> Settings:
-    values: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in ("command", *skip)}
-    for warning in unknown_variables():
+def warn_of_unknown_variables() -> None:
+    """TARGET_PROXY_* variables that name no setting of the gateway's or the emulator's."""
+    for warning in config.unknown_variables([*config.names_of(Settings), *emulator_settings.names()]):
         print(f"target-proxy: {warning}", file=sys.stderr)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return _loaded(load_settings, args)
+
+
+def _emulator_settings(args: argparse.Namespace) -> EmulatorSettings:
+    return _loaded(emulator_settings.load_settings, args)
+
+
+def _loaded(load: Any, args: argparse.Namespace) -> Any:
     try:
-        return load_settings(values, options_of(args.command))
+        values = {k: v for k, v in vars(args).items() if k not in ("command", "fd")}
+        return load(values, options_of(args.command))
     except SettingsError as exc:
         print(f"target-proxy: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -134,26 +152,26 @@ def run_emulator(args: argparse.Namespace) -> None:
     from proxy.emulator.app import create_emulator_app
     from proxy.http import server
 
-    settings = _settings(args, skip=("fd",))
+    settings = _emulator_settings(args)
     if args.fd is not None:
         sock = socket.socket(fileno=args.fd)
     else:
-        sock = server.bind(settings.emulator_host, settings.emulator_port)
+        sock = server.bind(settings.host, settings.port)
         print(f"target-proxy emulator listening on {server.url_of(sock)}", flush=True)
     app = create_emulator_app(settings)
     stop_cleanly_on_signals()
-    server.run(app, sock, settings)
+    server.run_plain(app, sock, settings.log_level)
 
 
-def emulator_credentials(settings: Settings) -> dict[str, Any]:
+def emulator_credentials(settings: Settings, emulator: EmulatorSettings) -> dict[str, Any]:
     """With the embedded emulator, the gateway signs in with the emulator's IMS credentials unless
     others are configured."""
     if settings.ims_client_id:
         return {}
     return {
-        "ims_client_id": settings.emulator_ims_client_id,
-        "ims_client_secret": SecretStr(settings.emulator_ims_client_secret),
-        "ims_org_id": settings.ims_org_id or settings.emulator_ims_org_id,
+        "ims_client_id": emulator.ims_client_id,
+        "ims_client_secret": SecretStr(emulator.ims_client_secret),
+        "ims_org_id": settings.ims_org_id or emulator.ims_org_id,
     }
 
 
@@ -172,6 +190,7 @@ def run_gateway(args: argparse.Namespace) -> None:
     from proxy.http import server
 
     settings = _settings(args)
+    emulator_side = _emulator_settings(args)
     try:
         state_dir.check_writable(settings)
     except state_dir.StateDirError as exc:
@@ -189,11 +208,11 @@ def run_gateway(args: argparse.Namespace) -> None:
         print(f"target-proxy workers share their state on {local_redis.url}", flush=True)
     emulator = None
     if settings.upstream is None and not settings.upstream_direct:
-        emulator_sock = server.bind(settings.emulator_host, settings.emulator_port)
+        emulator_sock = server.bind(emulator_side.host, emulator_side.port)
         settings = settings.model_copy(
-            update={"upstream": server.url_of(emulator_sock), **emulator_credentials(settings)}
+            update={"upstream": server.url_of(emulator_sock), **emulator_credentials(settings, emulator_side)}
         )
-        emulator = server.spawn_emulator(emulator_sock, settings)
+        emulator = server.spawn_emulator(emulator_sock, emulator_settings.to_environ(emulator_side))
         emulator_sock.close()
         print(f"target-proxy emulator listening on {settings.upstream}", flush=True)
     stop_cleanly_on_signals()
@@ -262,6 +281,8 @@ def run_healthcheck(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.command != "upload-profiles":
+        warn_of_unknown_variables()
     if args.command == "serve":
         run_gateway(args)
     elif args.command == "upload-profiles":

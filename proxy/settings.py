@@ -1,50 +1,38 @@
-"""One settings object for the gateway and the emulator.
-
-Precedence, highest first: command-line options, ``TARGET_PROXY_*`` environment variables, the TOML
-file named by ``--config`` / ``TARGET_PROXY_CONFIG``, the TOML file named by ``TARGET_PROXY_DEFAULTS``
-(a container image's own defaults), then the defaults below. TOML tables are flattened, so
-``[cache] max_entries = 10`` is the same as ``cache_max_entries = 10``.
-"""
+"""The gateway's settings, read as ``proxy.config`` says (command line, ``TARGET_PROXY_*`` variables, TOML
+files); the emulator's (``emulator_*``) are its own (``proxy.emulator.settings``)."""
 
 from __future__ import annotations
 
-import difflib
-import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import limits
-import orjson
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_core import ErrorDetails
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
-from pydantic_settings import SettingsError as SourceError
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
-ENV_PREFIX = "TARGET_PROXY_"
+from proxy import config
+from proxy.config import SettingsError, to_environ
+
+__all__ = ["Settings", "SettingsError", "load_settings", "to_environ"]
+
+# Names of the emulator's settings, in the files and on the command line the two share.
+EMULATOR_PREFIX = "emulator_"
 SCOPES = frozenset({"delivery", "profile", "admin", "activation", "operator"})
 # What a table or list setting looks like in the environment, for the message when it is not JSON
 JSON_SHAPES = {
     "client_keys": 'a JSON object of key -> scopes, e.g. {"<random key>": ["delivery"]}',
     "prefetch_groups": 'a JSON object of client -> mboxes, e.g. {"demo": ["home-hero", "footer"]}',
     "default_content": 'a JSON object of mbox -> content, e.g. {"home-hero": "<p>Welcome</p>"}',
-    "emulator_clusters": "a JSON list of cluster numbers, e.g. [28, 31]",
 }
-# Variables of the prefix that are not settings: those of `upload-profiles`.
-OTHER_VARIABLES = frozenset({"GATEWAY", "CLIENT_KEY"})
 # Keys shaped like the examples' placeholders ("replace-with-a-long-random-operator-key"): a copied example
 # must not open the gateway.
 PLACEHOLDER = re.compile(r"replace|placeholder|change-?me|example|your-|<|\.\.\.", re.IGNORECASE)
 
 
-class SettingsError(Exception):
-    """A setting has a bad value; the message names the setting and where it can be set."""
-
-
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+class Settings(config.Sourced):
+    model_config = SettingsConfigDict(env_prefix=config.ENV_PREFIX, extra="forbid", validate_default=True)
 
     # Listening
     host: str = "127.0.0.1"
@@ -141,21 +129,6 @@ class Settings(BaseSettings):
     # Target's profile fetch API has no authentication; set this to require the 'profile' scope.
     profile_read_requires_key: bool = False
 
-    # Emulator
-    emulator_host: str = "127.0.0.1"
-    emulator_port: int = Field(8081, ge=0, le=65535)
-    emulator_catalog: Path | None = None
-    emulator_replication_delay_ms: int = Field(2000, ge=0)
-    emulator_clusters: list[int] = Field(default_factory=lambda: [28, 31, 34, 35, 38])
-    emulator_token_secret: str = "emulator-event-token-secret"
-    # Credentials the emulator's IMS accepts, and its tokens' lifetime
-    emulator_ims_client_id: str = "emulator-client-id"
-    emulator_ims_client_secret: str = "emulator-client-secret"
-    emulator_ims_org_id: str = "EMULATOR@AdobeOrg"
-    emulator_token_ttl_seconds: int = Field(86399, ge=1)
-    # Target Admin and bulk profile APIs: calls a minute per client before 503
-    emulator_admin_rate_per_minute: int = Field(50, ge=1)
-
     # Scaling out: several gateways sharing sessions, cache, notifications and budgets on Redis. Unset, each
     # gateway keeps everything in its own memory and its own notification log.
     redis_url: str | None = None  # redis://host:port/db (rediss:// for TLS)
@@ -233,112 +206,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"TLS file {path} does not exist")
         return self
 
-    @field_validator("emulator_clusters")
-    @classmethod
-    def _clusters(cls, value: list[int]) -> list[int]:
-        if not value or any(not 0 <= n <= 99 for n in value):
-            raise ValueError("must be a non-empty list of cluster numbers 0-99")
-        return value
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The TOML file enters as init values merged under the CLI's (see load_settings).
-        return init_settings, env_settings
+def load_settings(cli: Mapping[str, Any] | None = None, options: Mapping[str, str] | None = None) -> Settings:
+    """The gateway's settings from CLI values (None means "not given"), the environment and the TOML files
+    (whose ``emulator_*`` names are the emulator's). ``options`` maps setting names to the command-line
+    options that set them, for the messages."""
+    return config.load(Settings, cli, options, others_prefix=EMULATOR_PREFIX, shapes=JSON_SHAPES)
 
 
-def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in table.items():
-        name = f"{prefix}{key}".replace("-", "_")
-        if isinstance(value, dict) and name not in Settings.model_fields:
-            flat.update(_flatten(value, f"{name}_"))
-        else:
-            flat[name] = value
-    return flat
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return _flatten(tomllib.load(handle))
-    except OSError as exc:
-        raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
-
-
-def _describe(error: ErrorDetails, options: Mapping[str, str]) -> str:
-    name = str(error["loc"][0]) if error["loc"] else "settings"
-    if error["type"] == "extra_forbidden":
-        return f"unknown setting '{name}'"
-    return f"invalid setting '{name}' ({where(name, options)}): {error['msg']}"
-
-
-def where(name: str, options: Mapping[str, str]) -> str:
-    """Where a setting can be given: its command-line option (when the command has one), its variable and
-    its name in the config file."""
-    places = [options[name]] if name in options else []
-    places += [f"{ENV_PREFIX}{name.upper()}", f"'{name}' in the config file"]
-    return " / ".join(places)
-
-
-def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Warnings for TARGET_PROXY_* variables that name no setting (a misspelt one is otherwise ignored)."""
-    environ = os.environ if environ is None else environ
-    known = {name.upper() for name in Settings.model_fields} | OTHER_VARIABLES
-    warnings = []
-    for variable in sorted(environ):
-        if not variable.startswith(ENV_PREFIX) or variable[len(ENV_PREFIX) :] in known:
-            continue
-        close = difflib.get_close_matches(variable[len(ENV_PREFIX) :], sorted(known), n=1, cutoff=0.75)
-        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
-        warnings.append(f"warning: {variable} is not a setting and is ignored{hint}")
-    return warnings
-
-
-def _file(path: str | os.PathLike[str] | None) -> dict[str, Any]:
-    return read_toml(Path(path)) if path else {}
-
-
-def load_settings(cli: dict[str, Any] | None = None, options: Mapping[str, str] | None = None) -> Settings:
-    """Build settings from CLI values (None means "not given"), the environment and the TOML files.
-
-    ``options`` maps setting names to the command-line options that set them, for the messages."""
-    options = options or {}
-    cli = {key: value for key, value in (cli or {}).items() if value is not None}
-    defaults_path = cli.get("defaults") or os.environ.get(f"{ENV_PREFIX}DEFAULTS")
-    config_path = cli.get("config") or os.environ.get(f"{ENV_PREFIX}CONFIG")
-    file_values: dict[str, Any] = {**_file(defaults_path), **_file(config_path)}
-    # The environment beats the files: drop the files' values for settings the environment sets.
-    file_values = {k: v for k, v in file_values.items() if f"{ENV_PREFIX}{k.upper()}" not in os.environ}
-    try:
-        return Settings(**{**file_values, **cli})
-    except ValidationError as exc:
-        raise SettingsError("; ".join(_describe(e, options) for e in exc.errors())) from None
-    except SourceError as exc:
-        # A table or list in the environment that is not JSON
-        match = re.search(r'field "(\w+)"', str(exc))
-        name = match.group(1) if match else "settings"
-        shape = JSON_SHAPES.get(name, "JSON")
-        raise SettingsError(f"invalid setting '{name}' ({ENV_PREFIX}{name.upper()}): must be {shape}") from None
-
-
-def to_environ(settings: Settings) -> dict[str, str]:
-    """The settings as TARGET_PROXY_* variables, so that worker processes rebuild the same object."""
-    env: dict[str, str] = {}
-    for name, value in settings.model_dump(mode="json", exclude={"config", "defaults"}).items():
-        if value is None:
-            continue
-        secret = getattr(settings, name)
-        if isinstance(secret, SecretStr):
-            value = secret.get_secret_value()
-        text = orjson.dumps(value).decode() if isinstance(value, list | dict) else str(value)
-        env[f"{ENV_PREFIX}{name.upper()}"] = text
-    return env
+def names() -> list[str]:
+    return config.names_of(Settings)

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from proxy.settings import Settings, SettingsError, load_settings, read_toml, to_environ
+from proxy.config import read_toml
+from proxy.emulator import settings as emulator_settings
+from proxy.emulator.settings import EmulatorSettings
+from proxy.settings import Settings, SettingsError, load_settings, to_environ
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "proxy" / "config.example.toml"
 
@@ -58,9 +61,15 @@ def test_bad_values_are_refused(values: dict[str, object], setting: str) -> None
 
 def test_the_example_file_covers_every_setting_and_loads_unchanged_with_no_key() -> None:
     text = EXAMPLE.read_text()
-    missing = [name for name in Settings.model_fields if name != "config" and name not in text]
+    names = [*Settings.model_fields, *(f"emulator_{name}" for name in EmulatorSettings.model_fields)]
+    missing = [name for name in names if name not in ("config", "defaults") and name not in text]
     assert missing == []
-    settings = Settings(**read_toml(EXAMPLE))
+    values = read_toml(EXAMPLE, keep=names)  # table settings stay tables
+    settings = Settings(**{k: v for k, v in values.items() if not k.startswith("emulator_")})
+    emulator = EmulatorSettings(
+        **{k.removeprefix("emulator_"): v for k, v in values.items() if k.startswith("emulator_")}
+    )
+    assert emulator.port == 8081 and emulator.ims_org_id == "EMULATOR@AdobeOrg"
     assert settings.prefetch_groups["demo"][0] == "home-hero"
     assert settings.client_keys == {}, "a copied example opens nothing"
 
@@ -166,3 +175,25 @@ def test_a_bad_setting_stops_the_command_with_a_clear_message(tmp_path: Path) ->
     assert result.returncode == 2
     assert "invalid setting 'workers'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_emulator_reads_its_own_settings_from_the_shared_file_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "both.toml"
+    config.write_text('port = 9001\nemulator_port = 9101\n[emulator]\nims_org_id = "FILE@AdobeOrg"\n')
+    monkeypatch.setenv("TARGET_PROXY_CONFIG", str(config))
+    monkeypatch.setenv("TARGET_PROXY_EMULATOR_REPLICATION_DELAY_MS", "5")
+
+    gateway = load_settings()
+    emulator = emulator_settings.load_settings({"emulator_catalog": None, "emulator_host": "127.0.0.2"})
+
+    assert gateway.port == 9001 and not hasattr(gateway, "emulator_port")
+    assert (emulator.port, emulator.host, emulator.replication_delay_ms) == (9101, "127.0.0.2", 5)
+    assert emulator.ims_org_id == "FILE@AdobeOrg", "an [emulator] table is the emulator_ prefix"
+    with pytest.raises(SettingsError, match=r"'emulator_clusters'.*TARGET_PROXY_EMULATOR_CLUSTERS"):
+        emulator_settings.load_settings({"emulator_clusters": [100]})
+    with pytest.raises(SettingsError, match="unknown setting 'emulator_colour'"):
+        emulator_settings.load_settings({"emulator_colour": "blue"})
+    rebuilt = emulator_settings.to_environ(emulator)
+    assert rebuilt["TARGET_PROXY_EMULATOR_PORT"] == "9101"

@@ -84,7 +84,7 @@ async def _body(request: Request) -> Any:
 
 async def endpoint(request: Request) -> Response:
     emulator = request.app.state.emulator
-    failure = check_credentials(request.headers, request.app.state.ims, emulator.settings.emulator_ims_client_id)
+    failure = check_credentials(request.headers, request.app.state.ims, emulator.settings.ims_client_id)
     if failure is not None:
         status, _, message = GATEWAY_ERRORS[failure]
         raise admin_error(status, message)

@@ -202,7 +202,7 @@ class AepWorld:
 
 def authenticate(request: Request) -> None:
     settings = request.app.state.emulator.settings
-    failure = check_credentials(request.headers, request.app.state.ims, settings.emulator_ims_client_id)
+    failure = check_credentials(request.headers, request.app.state.ims, settings.ims_client_id)
     if failure is not None:
         status, code, message = GATEWAY_ERRORS[failure]
         raise ShapedError(status, {"error_code": code, "message": message})
@@ -212,7 +212,7 @@ def check_org(request: Request) -> None:
     org = request.headers.get("x-gw-ims-org-id")
     if not org:
         raise ShapedError(400, {"error_code": "400003", "message": "Missing header"})
-    if org != request.app.state.emulator.settings.emulator_ims_org_id:
+    if org != request.app.state.emulator.settings.ims_org_id:
         raise ShapedError(403, {"error_code": "403025", "message": "Profile is not valid"})
 
 

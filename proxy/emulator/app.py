@@ -39,9 +39,9 @@ from proxy.emulator.external_audiences import ExternalAudiences
 from proxy.emulator.faults import EdgeFrontDoor, Faults
 from proxy.emulator.profiles import ProfileStore, edge_host
 from proxy.emulator.ratelimit import SlidingWindow
+from proxy.emulator.settings import EmulatorSettings
 from proxy.emulator.shaped import ShapedError, shaped_error_handler
 from proxy.emulator.tokens import TokenCodec
-from proxy.settings import Settings
 
 MAX_BODY_BYTES = 60 * 1024 * 1024
 
@@ -92,22 +92,22 @@ def client_param(request: Request, edge: Edge, required: bool = True) -> str:
 class EmulatorState:
     """Everything the emulator knows, rebuilt by ``/_emulator/reset`` (the clock and IMS tokens outlive it)."""
 
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    def __init__(self, settings: EmulatorSettings, clock: Clock) -> None:
         self.settings = settings
-        self.catalog = Catalog.load(settings.emulator_catalog)
-        self.profiles = ProfileStore(settings.emulator_replication_delay_ms / 1000)
+        self.catalog = Catalog.load(settings.catalog)
+        self.profiles = ProfileStore(settings.replication_delay_ms / 1000)
         self.edge = Edge(
             self.catalog,
             self.profiles,
-            TokenCodec(settings.emulator_token_secret),
-            settings.emulator_clusters,
+            TokenCodec(settings.token_secret),
+            settings.clusters,
         )
         self.bulk = BulkUpdates(self.profiles)
         # Admin and bulk profile calls a minute, per tenant / client code
-        self.limiter = SlidingWindow(settings.emulator_admin_rate_per_minute, clock.now)
+        self.limiter = SlidingWindow(settings.admin_rate_per_minute, clock.now)
         self.admin = AdminApi(self.catalog, self.edge.stats, self.profiles, clock.now)
         self.aep = AepWorld(clock.now)
-        self.jobs = ProfileJobs(self.aep, clock.now, settings.emulator_ims_org_id)
+        self.jobs = ProfileJobs(self.aep, clock.now, settings.ims_org_id)
         self.activation = Activation(self.aep, self.jobs, clock.now)
         self.external = ExternalAudiences(self.aep, clock.now)
 
@@ -130,9 +130,9 @@ class EmulatorState:
         return Call(self.edge.cluster_for(request.headers.get("host"), session_id or routing_key), session_id)
 
 
-def create_emulator_app(settings: Settings | None = None) -> Starlette:
+def create_emulator_app(settings: EmulatorSettings | None = None) -> Starlette:
     clock = Clock()
-    state = EmulatorState(settings or Settings(), clock)
+    state = EmulatorState(settings or EmulatorSettings(), clock)
 
     async def single_mbox(request: Request) -> Response:
         session_id = checks.session_id(request.path_params["session_id"])

@@ -55,7 +55,7 @@ def check_headers(request: Request) -> None:
     if not org or not request.headers.get("x-sandbox-name"):
         missing = "x-gw-ims-org-id" if not org else "x-sandbox-name"
         raise ais_error("100920-401", f"header {missing} is missing")
-    if org != request.app.state.emulator.settings.emulator_ims_org_id:
+    if org != request.app.state.emulator.settings.ims_org_id:
         raise ais_error("100921-401", "invalid imsOrgId")
 
 

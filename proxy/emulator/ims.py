@@ -121,14 +121,14 @@ async def token_endpoint(request: Request) -> Response:
     client_id = params.get("client_id")
     if not client_id:
         raise _oauth_error("invalid_request", "missing client_id parameter")
-    if client_id != settings.emulator_ims_client_id:
+    if client_id != settings.ims_client_id:
         raise _oauth_error("invalid_client", "invalid client_id parameter")
     secret = params.get("client_secret") or ""
-    if not secrets.compare_digest(secret.encode(), settings.emulator_ims_client_secret.encode()):
+    if not secrets.compare_digest(secret.encode(), settings.ims_client_secret.encode()):
         raise _oauth_error("invalid_client", "invalid client_secret parameter")
     if not params.get("scope", "").strip():
         raise _oauth_error("invalid_scope", "missing scope parameter")
-    ttl = settings.emulator_token_ttl_seconds
+    ttl = settings.token_ttl_seconds
     token = request.app.state.ims.issue(client_id, ttl)
     emulator.edge.stats.tokens_issued += 1
     return json_answer({"access_token": token, "token_type": "bearer", "expires_in": ttl})

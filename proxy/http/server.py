@@ -73,6 +73,22 @@ def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config
     )
 
 
+def run_plain(app: Any, sock: socket.socket, log_level: str) -> None:
+    """Serve an app other than the gateway (the emulator) on uvicorn's own protocol until SIGINT/SIGTERM."""
+    logs.configure(log_level)
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        log_level=log_level,
+        timeout_graceful_shutdown=30,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
 def run(app: Any, sock: socket.socket, settings: Settings, workers: int = 1, tls: bool = False) -> None:
     """Serve until SIGINT/SIGTERM. With several workers ``app`` must be an import string of a factory;
     ``tls``: HTTPS with the settings' certificate (the gateway's port, never the emulator's)."""
@@ -91,12 +107,12 @@ def run(app: Any, sock: socket.socket, settings: Settings, workers: int = 1, tls
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
-def spawn_emulator(sock: socket.socket, settings: Settings) -> subprocess.Popen[bytes]:
+def spawn_emulator(sock: socket.socket, environ: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start the emulator in its own process on an already-bound socket; it ends with the gateway's process,
     even one killed outright. It runs in a session of its own, so that a Ctrl-C in the terminal or a
     SIGTERM to the process group stops the gateway first: the gateway sends what it still holds to the
     emulator while it shuts down, then the emulator ends with it."""
-    env = {**os.environ, **to_environ(settings)}
+    env = {**os.environ, **environ}  # the emulator's settings
     fd = sock.fileno()
     command = [sys.executable, "-m", "proxy", "emulator", "--fd", str(fd)]
     return subprocess.Popen(command, pass_fds=[fd], env=env, preexec_fn=die_with_parent, start_new_session=True)

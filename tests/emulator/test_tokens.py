@@ -7,8 +7,8 @@ import base64
 import httpx
 import pytest
 
+from proxy.emulator.settings import EmulatorSettings
 from proxy.emulator.tokens import EventToken, TokenCodec, TokenError
-from proxy.settings import Settings
 from tests.emulator.support import delivery
 
 CODEC = TokenCodec("secret")
@@ -48,7 +48,7 @@ def test_handed_out_tokens_name_activity_experience_visitor_and_mbox(emulator: h
         {"id": {"tntId": "token-visitor"}, "prefetch": {"mboxes": [{"index": 0, "name": "home-hero"}]}},
     )
     (mbox,) = answer["prefetch"]["mboxes"]
-    codec = TokenCodec(Settings().emulator_token_secret)
+    codec = TokenCodec(EmulatorSettings().token_secret)
 
     shown = codec.decode(mbox["options"][0]["eventToken"])
     clicked = codec.decode(mbox["metrics"][0]["eventToken"])
