@@ -104,25 +104,15 @@ class Gateway:
 
 
 def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotonic) -> Gateway:
-    upstream = Upstream(settings)
-    store = NotificationStore(
-        settings.notification_store,
-        settings.notification_max_backlog,
-        fsync=settings.notification_sync == "full",
-        dead_letter_path=settings.notification_dead_letters,
-    )
-    refusals = RefusalPolicy(
-        settings.notification_refusal_calls_per_visitor, settings.notification_refusal_calls_per_minute
-    )
+    upstream = Upstream(settings.upstream_client)
+    notes = settings.notifications
+    store = NotificationStore(notes.store, notes.max_backlog, fsync=notes.fsync, dead_letter_path=notes.dead_letters)
+    refusals = RefusalPolicy(notes.refusal_calls_per_visitor, notes.refusal_calls_per_minute)
     counters = Counters()  # one set for the local log and the stream alike
     # The local log's queue: every notification's path without Redis, and the fallback with it.
-    local = NotificationQueue(store, settings.notification_batch_size, counters)
-    backoff = Backoff(
-        settings.notification_retry_base_ms / 1000,
-        settings.notification_retry_cap_ms / 1000,
-        settings.notification_max_attempts,
-    )
-    flusher = Flusher(local, upstream, refusals, backoff, max_delay_s=settings.notification_max_delay_ms / 1000)
+    local = NotificationQueue(store, notes.batch_size, counters)
+    backoff = Backoff(notes.retry_base_s, notes.retry_cap_s, notes.max_attempts)
+    flusher = Flusher(local, upstream, refusals, backoff, max_delay_s=notes.max_delay_s)
     shared: SharedParts | None = None
     if settings.redis_url:
         from proxy.shared.parts import build_shared  # imports redis only when it is used
@@ -150,7 +140,7 @@ def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotoni
         queue=parts.queue,
         flusher=flusher,
         refusals=refusals,
-        tokens=TokenProvider(settings, upstream),
+        tokens=TokenProvider(settings.ims, upstream),
         guard=parts.guard,
         admin_budget=parts.admin_budget,
         budget_for=parts.budget_for,

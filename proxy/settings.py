@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,53 @@ JSON_SHAPES = {
 # Keys shaped like the examples' placeholders ("replace-with-a-long-random-operator-key"): a copied example
 # must not open the gateway.
 PLACEHOLDER = re.compile(r"replace|placeholder|change-?me|example|your-|<|\.\.\.", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamClientSettings:
+    """The upstream client's group: where connections go, how long a call may take, how many connections
+    are kept, when a host's circuit opens; and the management hosts its metrics tell apart."""
+
+    url: str | None
+    timeout_ms: int
+    connect_timeout_ms: int
+    pool_size: int
+    retries: int
+    idle_seconds: float
+    circuit_failures: int
+    circuit_reset_seconds: float
+    admin_host: str
+    platform_host: str
+    ims_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImsSettings:
+    """The gateway's own credentials for the management APIs, and where they are exchanged for tokens."""
+
+    url: str
+    client_id: str | None
+    client_secret: SecretStr | None
+    scopes: str
+    org_id: str | None
+    sandbox_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationSettings:
+    """The notification pipeline's group: the log, its batches, retries and refusal budgets."""
+
+    store: Path
+    dead_letters: Path | None
+    fsync: bool
+    batch_size: int
+    max_delay_s: float
+    max_backlog: int
+    max_attempts: int
+    retry_base_s: float
+    retry_cap_s: float
+    refusal_calls_per_visitor: int
+    refusal_calls_per_minute: int
 
 
 class Settings(config.Sourced):
@@ -138,6 +186,51 @@ class Settings(config.Sourced):
     redis_session_sync_seconds: float = Field(10.0, gt=0)  # a visitor's record is read again this long after
     redis_claim_idle_ms: int = Field(30_000, ge=100)  # notifications a gateway holds this long unsettled are claimed
     redis_stream_max_read: int = Field(20_000, ge=1)  # notifications one gateway's flusher holds at once
+
+    # --- the groups each part is built from (proxy.gateway) ---------------------------------------------
+
+    @property
+    def upstream_client(self) -> UpstreamClientSettings:
+        return UpstreamClientSettings(
+            self.upstream,
+            self.upstream_timeout_ms,
+            self.upstream_connect_timeout_ms,
+            self.upstream_pool_size,
+            self.upstream_retries,
+            self.upstream_idle_seconds,
+            self.upstream_circuit_failures,
+            self.upstream_circuit_reset_seconds,
+            self.admin_host,
+            self.platform_host,
+            self.ims_url,
+        )
+
+    @property
+    def ims(self) -> ImsSettings:
+        return ImsSettings(
+            self.ims_url,
+            self.ims_client_id,
+            self.ims_client_secret,
+            self.ims_scopes,
+            self.ims_org_id,
+            self.sandbox_name,
+        )
+
+    @property
+    def notifications(self) -> NotificationSettings:
+        return NotificationSettings(
+            self.notification_store,
+            self.notification_dead_letters,
+            self.notification_sync == "full",
+            self.notification_batch_size,
+            self.notification_max_delay_ms / 1000,
+            self.notification_max_backlog,
+            self.notification_max_attempts,
+            self.notification_retry_base_ms / 1000,
+            self.notification_retry_cap_ms / 1000,
+            self.notification_refusal_calls_per_visitor,
+            self.notification_refusal_calls_per_minute,
+        )
 
     @field_validator("log_level")
     @classmethod

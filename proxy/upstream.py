@@ -2,7 +2,7 @@
 as many requests per core as aiohttp and holds up under concurrency, where httpx falls; see
 loadtests/bench_clients.py).
 
-Connections go to ``settings.upstream`` when set, carrying the edge host in the Host header (like
+Connections go to the ``upstream`` setting when set, carrying the edge host in the Host header (like
 curl's ``--connect-to``); otherwise to the edge host itself over HTTPS. A call is retried only when that
 is safe: any request whose connection could not be opened (nothing was sent), and idempotent ones on any
 transport failure.
@@ -30,7 +30,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from proxy.ops.logs import ThrottledWarnings
 from proxy.ops.metrics import UPSTREAM_CALLS, UPSTREAM_SECONDS
-from proxy.settings import Settings
+from proxy.settings import UpstreamClientSettings
 
 logger = logging.getLogger("proxy.upstream")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -121,14 +121,14 @@ def forwarded_headers(
 
 
 class Upstream:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: UpstreamClientSettings) -> None:
         self.settings = settings
-        self.base = settings.upstream
-        self.timeout_ms = settings.upstream_timeout_ms
-        self.retries = settings.upstream_retries
+        self.base = settings.url
+        self.timeout_ms = settings.timeout_ms
+        self.retries = settings.retries
         self._client: Client | None = None
         self._breakers = AsyncCircuitBreakerFactory(
-            default_threshold=settings.upstream_circuit_failures, default_ttl=settings.upstream_circuit_reset_seconds
+            default_threshold=settings.circuit_failures, default_ttl=settings.circuit_reset_seconds
         )
         self.open_circuits: set[str] = set()
         self._kinds: dict[str, str] = {}
@@ -139,10 +139,10 @@ class Upstream:
         settings = self.settings
         self._client = (
             ClientBuilder()
-            .max_connections(settings.upstream_pool_size)
+            .max_connections(settings.pool_size)
             .timeout(timedelta(milliseconds=self.timeout_ms))
-            .connect_timeout(timedelta(milliseconds=settings.upstream_connect_timeout_ms))
-            .pool_idle_timeout(timedelta(seconds=settings.upstream_idle_seconds))
+            .connect_timeout(timedelta(milliseconds=settings.connect_timeout_ms))
+            .pool_idle_timeout(timedelta(seconds=settings.idle_seconds))
             .follow_redirects(False)
             .http1_only()
             .build()
@@ -198,10 +198,10 @@ class Upstream:
                 logger.warning(
                     "circuit to upstream %s opened after %d failures in a row: calls answer 503 for %.0f s",
                     host,
-                    self.settings.upstream_circuit_failures,
-                    self.settings.upstream_circuit_reset_seconds,
+                    self.settings.circuit_failures,
+                    self.settings.circuit_reset_seconds,
                 )
-            reopens_at = opened.opened_at + self.settings.upstream_circuit_reset_seconds
+            reopens_at = opened.opened_at + self.settings.circuit_reset_seconds
             retry = max(1, math.ceil(reopens_at - time.time()))
             raise CircuitOpen(f"upstream {host} is failing; it is tried again in {retry} s", retry) from None
         except _Failing as failing:

@@ -197,3 +197,23 @@ def test_the_emulator_reads_its_own_settings_from_the_shared_file_and_environmen
         emulator_settings.load_settings({"emulator_colour": "blue"})
     rebuilt = emulator_settings.to_environ(emulator)
     assert rebuilt["TARGET_PROXY_EMULATOR_PORT"] == "9101"
+
+
+def test_parts_are_built_from_their_groups_of_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TARGET_PROXY_UPSTREAM_TIMEOUT_MS", "1234")
+    monkeypatch.setenv("TARGET_PROXY_NOTIFICATION_MAX_DELAY_MS", "2500")
+    settings = load_settings(
+        {
+            "upstream": "http://127.0.0.1:9/",
+            "notification_sync": "full",
+            "ims_client_secret": "s3cret",
+            "admin_host": "a",
+        }
+    )
+
+    upstream = settings.upstream_client
+    assert (upstream.url, upstream.timeout_ms, upstream.admin_host) == ("http://127.0.0.1:9", 1234, "a")
+    notes = settings.notifications
+    assert (notes.max_delay_s, notes.fsync, notes.retry_base_s) == (2.5, True, 0.5)
+    assert settings.ims.client_secret is not None and settings.ims.client_secret.get_secret_value() == "s3cret"
+    assert settings.ims.url == settings.ims_url == settings.upstream_client.ims_url

@@ -46,7 +46,7 @@ def test_calls_refused_by_an_open_circuit_are_not_kept_in_memory(gateway_setting
     )
 
     async def refused_calls() -> int:
-        upstream = Upstream(settings)
+        upstream = Upstream(settings.upstream_client)
         await upstream.start()
         try:
             for _ in range(2):  # the first fails and opens the circuit

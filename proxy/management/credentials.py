@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 import orjson
 
 from proxy.http.errors import ApiError
-from proxy.settings import Settings
+from proxy.settings import ImsSettings
 from proxy.upstream import Upstream
 
 # Refresh this long before IMS says the token expires (or a tenth of its life, if that is shorter).
@@ -29,11 +29,11 @@ class CredentialsError(ApiError):
 
 
 class TokenProvider:
-    def __init__(self, settings: Settings, upstream: Upstream, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: ImsSettings, upstream: Upstream, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.upstream = upstream
         self.clock = clock
-        parts = urlsplit(settings.ims_url)
+        parts = urlsplit(settings.url)
         self._host = parts.netloc
         self._path = parts.path or "/ims/token/v3"
         self._token: str | None = None
@@ -44,7 +44,7 @@ class TokenProvider:
 
     @property
     def configured(self) -> bool:
-        return bool(self.settings.ims_client_id and self.settings.ims_client_secret)
+        return bool(self.settings.client_id and self.settings.client_secret)
 
     @property
     def available(self) -> bool:
@@ -76,9 +76,9 @@ class TokenProvider:
         form = urlencode(
             {
                 "grant_type": "client_credentials",
-                "client_id": settings.ims_client_id,
-                "client_secret": settings.ims_client_secret.get_secret_value() if settings.ims_client_secret else "",
-                "scope": settings.ims_scopes,
+                "client_id": settings.client_id,
+                "client_secret": settings.client_secret.get_secret_value() if settings.client_secret else "",
+                "scope": settings.scopes,
             }
         ).encode()
         response = await self.upstream.request(
@@ -109,10 +109,10 @@ class TokenProvider:
 
     async def headers(self, *, platform: bool) -> dict[str, str]:
         """Authorization and the headers that go with it, for the Target Admin API or AEP."""
-        headers = {"authorization": f"Bearer {await self.token()}", "x-api-key": self.settings.ims_client_id or ""}
+        headers = {"authorization": f"Bearer {await self.token()}", "x-api-key": self.settings.client_id or ""}
         if platform:
-            if self.settings.ims_org_id:
-                headers["x-gw-ims-org-id"] = self.settings.ims_org_id
+            if self.settings.org_id:
+                headers["x-gw-ims-org-id"] = self.settings.org_id
             if self.settings.sandbox_name:
                 headers["x-sandbox-name"] = self.settings.sandbox_name
         return headers

@@ -155,10 +155,10 @@ def test_a_fetch_whose_callers_went_away_is_not_reused_once_its_token_is_due(
     clock = FakeClock()
 
     async def scenario() -> tuple[str, str]:
-        upstream = Upstream(settings)
+        upstream = Upstream(settings.upstream_client)
         await upstream.start()
         try:
-            tokens = TokenProvider(settings, upstream, clock)
+            tokens = TokenProvider(settings.ims, upstream, clock)
             slow_upstream(emulator, 300)
             caller = asyncio.ensure_future(tokens.token())
             await asyncio.sleep(0.05)

@@ -342,7 +342,7 @@ async def flushing(
     """A store, queue, upstream client and flusher aimed at the scripted edge."""
     store = NotificationStore(store_root(tmp_path), max_backlog=1000, clock=clock)
     store.open()
-    upstream = Upstream(Settings(upstream=edge.url))
+    upstream = Upstream(Settings(upstream=edge.url).upstream_client)
     await upstream.start()
     try:
         refusals = RefusalPolicy(options.pop("per_visitor", 12), options.pop("per_minute", 120))
