@@ -158,15 +158,17 @@ def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotoni
 def own_parts(settings: Settings, clock: Callable[[], float], queue: NotificationQueue) -> Shareable:
     """A gateway of its own: every shareable part in memory."""
 
+    admin = settings.admin
+
     def budget_for(client: str) -> CallBudget:
-        return CallBudget(settings.admin_calls_per_minute, settings.admin_queue_seconds)
+        return CallBudget(admin.calls_per_minute, admin.queue_seconds)
 
     return Shareable(
         sessions=InMemorySessionStore(settings.session_ttl_seconds, settings.session_max_visitors, clock),
         cache=InMemoryContentCache(CacheLimits.of(settings), clock),
         queue=queue,
         keys=ClientKeys(settings.client_keys, settings.client_key_rate),
-        guard=ActivationGuard(settings.activation_job_timeout_seconds),
-        admin_budget=CallBudget(settings.admin_calls_per_minute, settings.admin_queue_seconds),
+        guard=ActivationGuard(admin.activation_job_timeout_seconds),
+        admin_budget=CallBudget(admin.calls_per_minute, admin.queue_seconds),
         budget_for=budget_for,
     )

@@ -79,6 +79,31 @@ class NotificationSettings:
     refusal_calls_per_minute: int
 
 
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """The Redis that gateways share: where, under which key prefix, how long a command may take and how
+    often a lost connection is tried again; how often a visitor's record is read again, when notifications
+    another gateway holds are claimed, how many one gateway's flusher holds."""
+
+    url: str
+    prefix: str
+    timeout_s: float
+    retry_s: float
+    session_sync_seconds: float
+    claim_idle_s: float
+    stream_max_read: int
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSettings:
+    """The management APIs' budgets: calls a minute, how long a call over them waits; how long an ad-hoc
+    activation job holds its audiences."""
+
+    calls_per_minute: int
+    queue_seconds: float
+    activation_job_timeout_seconds: float
+
+
 class Settings(config.Sourced):
     model_config = SettingsConfigDict(env_prefix=config.ENV_PREFIX, extra="forbid", validate_default=True)
 
@@ -231,6 +256,23 @@ class Settings(config.Sourced):
             self.notification_refusal_calls_per_visitor,
             self.notification_refusal_calls_per_minute,
         )
+
+    @property
+    def redis(self) -> RedisSettings:
+        assert self.redis_url, "no Redis is configured"
+        return RedisSettings(
+            self.redis_url,
+            self.redis_prefix,
+            self.redis_timeout_ms / 1000,
+            self.redis_retry_ms / 1000,
+            self.redis_session_sync_seconds,
+            self.redis_claim_idle_ms / 1000,
+            self.redis_stream_max_read,
+        )
+
+    @property
+    def admin(self) -> AdminSettings:
+        return AdminSettings(self.admin_calls_per_minute, self.admin_queue_seconds, self.activation_job_timeout_seconds)
 
     @field_validator("log_level")
     @classmethod

@@ -217,3 +217,11 @@ def test_parts_are_built_from_their_groups_of_settings(monkeypatch: pytest.Monke
     assert (notes.max_delay_s, notes.fsync, notes.retry_base_s) == (2.5, True, 0.5)
     assert settings.ims.client_secret is not None and settings.ims.client_secret.get_secret_value() == "s3cret"
     assert settings.ims.url == settings.ims_url == settings.upstream_client.ims_url
+    assert settings.admin.calls_per_minute == 50 and settings.admin.queue_seconds == 30.0
+    shared = Settings(redis_url="redis://127.0.0.1:6390/0", redis_timeout_ms=250, redis_claim_idle_ms=1500).redis
+    assert (shared.url, shared.timeout_s, shared.claim_idle_s, shared.prefix) == (
+        "redis://127.0.0.1:6390/0",
+        0.25,
+        1.5,
+        "target-proxy:",
+    )

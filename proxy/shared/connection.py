@@ -27,7 +27,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 
-from proxy.settings import Settings
+from proxy.settings import RedisSettings
 
 logger = logging.getLogger("proxy.shared")
 
@@ -87,12 +87,11 @@ async def stop_task(task: asyncio.Task[Any] | None, within_s: float = 1.0) -> No
 
 
 class SharedRedis:
-    def __init__(self, settings: Settings) -> None:
-        assert settings.redis_url
-        self.url = settings.redis_url
-        self.prefix = settings.redis_prefix
-        self.timeout_s = settings.redis_timeout_ms / 1000
-        self.retry_s = settings.redis_retry_ms / 1000
+    def __init__(self, settings: RedisSettings) -> None:
+        self.url = settings.url
+        self.prefix = settings.prefix
+        self.timeout_s = settings.timeout_s
+        self.retry_s = settings.retry_s
         # This process among the gateways: a consumer name in the stream's group, a holder of locks.
         self.instance = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.client = self.connect(self.timeout_s)

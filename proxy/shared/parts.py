@@ -17,14 +17,14 @@ from proxy.notifications.refusals import RefusalPolicy
 from proxy.notifications.store import NotificationStore
 from proxy.notifications.stream import SharedNotificationQueue
 from proxy.notifications.stream_flusher import StreamFlusher
-from proxy.settings import Settings
+from proxy.settings import AdminSettings, Settings
 from proxy.shared.connection import SharedRedis
 from proxy.upstream import Upstream
 
 
 @dataclass
 class SharedParts:
-    settings: Settings
+    admin: AdminSettings
     redis: SharedRedis
     sessions: SharedSessionStore
     cache: SharedContentCache
@@ -51,10 +51,8 @@ class SharedParts:
 
     def budget(self, client: str) -> SharedCallBudget:
         """A client's bulk profile API budget (50 calls a minute), one for all gateways."""
-        settings = self.settings
-        return SharedCallBudget(
-            self.redis, f"bulk-profile:{client}", settings.admin_calls_per_minute, settings.admin_queue_seconds
-        )
+        admin = self.admin
+        return SharedCallBudget(self.redis, f"bulk-profile:{client}", admin.calls_per_minute, admin.queue_seconds)
 
     def document(self) -> dict[str, Any]:
         """The stream as this gateway sees it, for ``/_proxy/queue``."""
@@ -79,33 +77,30 @@ def build_shared(
     """The shared variant of every shareable part, on one connection to Redis; ``store`` is the local log
     that takes notifications while Redis is down; ``counters``, ``refusals`` and ``backoff`` those of its
     flusher."""
-    redis = SharedRedis(settings)
+    shared, notes, admin = settings.redis, settings.notifications, settings.admin
+    redis = SharedRedis(shared)
     sessions = SharedSessionStore(
-        redis,
-        settings.session_ttl_seconds,
-        settings.session_max_visitors,
-        settings.redis_session_sync_seconds,
-        clock,
+        redis, settings.session_ttl_seconds, settings.session_max_visitors, shared.session_sync_seconds, clock
     )
     cache = SharedContentCache(redis, CacheLimits.of(settings), clock)
-    queue = SharedNotificationQueue(store, settings.notification_batch_size, redis, counters)
+    queue = SharedNotificationQueue(store, notes.batch_size, redis, counters)
     flusher = StreamFlusher(
         queue,
         upstream,
         refusals,
         backoff,
-        max_delay_s=settings.notification_max_delay_ms / 1000,
-        claim_idle_s=settings.redis_claim_idle_ms / 1000,
-        max_held=settings.redis_stream_max_read,
+        max_delay_s=notes.max_delay_s,
+        claim_idle_s=shared.claim_idle_s,
+        max_held=shared.stream_max_read,
     )
     return SharedParts(
-        settings,
+        admin,
         redis,
         sessions,
         cache,
         queue,
         flusher,
-        SharedActivationGuard(redis, settings.activation_job_timeout_seconds),
+        SharedActivationGuard(redis, admin.activation_job_timeout_seconds),
         SharedClientKeys(settings.client_keys, settings.client_key_rate, redis),
-        SharedCallBudget(redis, "admin", settings.admin_calls_per_minute, settings.admin_queue_seconds),
+        SharedCallBudget(redis, "admin", admin.calls_per_minute, admin.queue_seconds),
     )

@@ -36,7 +36,7 @@ STREAM = "target-proxy:notifications"
 
 def connect(server: RedisServer) -> SharedRedis:
     # A generous command timeout: the machine running the tests may be busy.
-    return SharedRedis(Settings(redis_url=server.url, redis_timeout_ms=2000, redis_retry_ms=50))
+    return SharedRedis(Settings(redis_url=server.url, redis_timeout_ms=2000, redis_retry_ms=50).redis)
 
 
 async def until(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> None:
