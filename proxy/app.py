@@ -23,10 +23,10 @@ from proxy.api.profiles import ProfileRoutes
 from proxy.gateway import Gateway, build_gateway
 from proxy.http.errors import EXCEPTION_HANDLERS, ApiError
 from proxy.http.hotpath import REQUEST_ID_HEADER, REQUEST_ID_SCOPE_KEY, HotPaths, RequestLimits
+from proxy.http.observed import Observed
 from proxy.management.admin import AdminRoutes
 from proxy.ops import logs, metrics
 from proxy.ops.health import Health
-from proxy.ops.logs import Observed
 from proxy.ops.metrics import CounterSync, RequestObserver, metrics_response
 from proxy.ops.operations import OperationRoutes
 from proxy.ops.runtime import tune_gc

@@ -151,6 +151,7 @@ def _loaded(load: Any, args: argparse.Namespace) -> Any:
 def run_emulator(args: argparse.Namespace) -> None:
     from proxy.emulator.app import create_emulator_app
     from proxy.http import server
+    from proxy.ops import logs
 
     settings = _emulator_settings(args)
     if args.fd is not None:
@@ -160,6 +161,7 @@ def run_emulator(args: argparse.Namespace) -> None:
         print(f"target-proxy emulator listening on {server.url_of(sock)}", flush=True)
     app = create_emulator_app(settings)
     stop_cleanly_on_signals()
+    logs.configure(settings.log_level)
     server.run_plain(app, sock, settings.log_level)
 
 
@@ -188,6 +190,7 @@ def stop_cleanly_on_signals() -> None:
 def run_gateway(args: argparse.Namespace) -> None:
     from proxy import state_dir
     from proxy.http import server
+    from proxy.ops import logs
 
     settings = _settings(args)
     emulator_side = _emulator_settings(args)
@@ -222,6 +225,7 @@ def run_gateway(args: argparse.Namespace) -> None:
     url = server.url_of(sock, tls)
     state_dir.write_address(settings, url)
     print(f"target-proxy gateway listening on {url} (upstream: {where})", flush=True)
+    logs.configure(settings.log_level)
     try:
         if settings.workers == 1:
             from proxy.app import create_app

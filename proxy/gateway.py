@@ -33,7 +33,7 @@ from proxy.settings import Settings
 from proxy.upstream import Upstream
 
 if TYPE_CHECKING:
-    from proxy.shared.parts import SharedParts
+    from proxy.redis_parts import SharedParts
 
 logger = logging.getLogger("proxy")
 
@@ -115,7 +115,7 @@ def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotoni
     flusher = Flusher(local, upstream, refusals, backoff, max_delay_s=notes.max_delay_s)
     shared: SharedParts | None = None
     if settings.redis_url:
-        from proxy.shared.parts import build_shared  # imports redis only when it is used
+        from proxy.redis_parts import build_shared  # imports redis only when it is used
 
         shared = build_shared(settings, clock, upstream, store, counters, refusals, backoff)
         parts = Shareable(

@@ -120,6 +120,11 @@ def forwarded_headers(
     return forwarded
 
 
+def client_host(client: str) -> str:
+    """The edge host of a client code, before the edge has placed the visitor."""
+    return f"{client}.tt.omtrdc.net"
+
+
 class Upstream:
     def __init__(self, settings: UpstreamClientSettings) -> None:
         self.settings = settings

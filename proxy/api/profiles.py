@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from proxy.api import checks, validation
-from proxy.content.affinity import client_host, edge_host_for, located_tnt_id
+from proxy.content.affinity import edge_host_for, located_tnt_id
 from proxy.content.sessions import EDGE_HOST, SessionRecord, SessionStore
 from proxy.content.visitors import VisitorIds, split_location
 from proxy.http.bodies import JSONAnswer, read_bytes, read_form, request_headers
@@ -25,7 +25,7 @@ from proxy.management import batch_files
 from proxy.management.auth import ClientKeys
 from proxy.management.ratelimit import CallBudget
 from proxy.settings import Settings
-from proxy.upstream import Upstream, UpstreamResponse
+from proxy.upstream import Upstream, UpstreamResponse, client_host
 
 MAX_BATCH_BYTES = 50 * 1024 * 1024
 BATCH_STATUS_LINK = re.compile(r"https?://[^/<\s]+(/m2/[^/<\s]+/v2/profile/batchStatus\?[^<\s]*)")

@@ -12,12 +12,9 @@ from typing import Any
 
 from proxy.content.sessions import SessionRecord, SessionStore
 from proxy.content.visitors import VisitorIds, split_location
+from proxy.upstream import client_host
 
 MAX_TNT_ID = 128
-
-
-def client_host(client: str) -> str:
-    return f"{client}.tt.omtrdc.net"
 
 
 def edge_host_for(record: SessionRecord | None, client: str) -> str:

@@ -24,8 +24,9 @@ from proxy.content.affinity import edge_host_for, learn_and_hide, upstream_ids
 from proxy.content.cache import CachedMbox, ContentCache
 from proxy.content.coalesce import SingleFlight
 from proxy.content.prefetch import PrefetchPlanner
-from proxy.content.sessions import SessionBusy, SessionLimiter, SessionRecord, SessionStore
+from proxy.content.sessions import SessionLimiter, SessionRecord, SessionStore
 from proxy.content.visitors import VisitorIds
+from proxy.failures import SessionBusy
 from proxy.notifications import telemetry
 from proxy.notifications.model import BacklogFull, Group
 from proxy.notifications.queue import NotificationQueue

@@ -201,10 +201,6 @@ class InMemorySessionStore:
         return len(expired)
 
 
-class SessionBusy(Exception):
-    """The session already has as many requests in flight upstream as it may."""
-
-
 class SessionLimiter:
     """At most N requests of one session in flight upstream; Target answers 420 beyond 100."""
 

@@ -18,8 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from proxy.content.sessions import SessionBusy
-from proxy.management.ratelimit import BudgetExhausted
+from proxy.failures import BudgetExhausted, SessionBusy
 from proxy.upstream import CircuitOpen, UpstreamRefused, UpstreamResponse, UpstreamTimeout, UpstreamUnavailable
 
 logger = logging.getLogger("proxy.errors")

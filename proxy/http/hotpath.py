@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, unquote
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from proxy.http.errors import ANSWERED, ApiError, answer_for, error_body
-from proxy.ops.logs import Observed
+from proxy.http.observed import Observed
 
 logger = logging.getLogger("proxy.errors")
 

@@ -21,7 +21,6 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from proxy.http.protocol import GuardedHttpToolsProtocol
-from proxy.ops import logs
 from proxy.settings import Settings, to_environ
 
 PR_SET_PDEATHSIG = 1  # prctl(2)
@@ -75,7 +74,6 @@ def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config
 
 def run_plain(app: Any, sock: socket.socket, log_level: str) -> None:
     """Serve an app other than the gateway (the emulator) on uvicorn's own protocol until SIGINT/SIGTERM."""
-    logs.configure(log_level)
     config = uvicorn.Config(
         app,
         loop="uvloop",
@@ -92,7 +90,6 @@ def run_plain(app: Any, sock: socket.socket, log_level: str) -> None:
 def run(app: Any, sock: socket.socket, settings: Settings, workers: int = 1, tls: bool = False) -> None:
     """Serve until SIGINT/SIGTERM. With several workers ``app`` must be an import string of a factory;
     ``tls``: HTTPS with the settings' certificate (the gateway's port, never the emulator's)."""
-    logs.configure(settings.log_level)
     secure = tls_options(settings) if tls else {}
     if workers == 1:
         uvicorn.Server(uvicorn_config(app, settings, **secure)).run(sockets=[sock])

@@ -9,7 +9,12 @@ import io
 from collections.abc import Iterator
 from urllib.parse import parse_qs
 
-from proxy.api.validation import fail
+from proxy.http.errors import ApiError
+
+
+def fail(field: str, message: str) -> ApiError:
+    return ApiError(400, f"{field}: {message}", field)
+
 
 ID_COLUMNS = {
     "pcid": "tntId",

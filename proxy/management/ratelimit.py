@@ -14,19 +14,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from proxy.failures import BudgetExhausted
+
 WINDOW_S = 60.0
 # How much later than it leaves here a call may reach upstream, and still count in upstream's window.
 ARRIVAL_MARGIN_S = 1.0
 HELD_S = WINDOW_S + ARRIVAL_MARGIN_S
-
-
-class BudgetExhausted(Exception):
-    """More calls than the budget allows within its wait: try again in ``retry_after_s``."""
-
-    def __init__(self, message: str, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after_s = retry_after_s
 
 
 class CallBudget:

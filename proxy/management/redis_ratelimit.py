@@ -26,8 +26,9 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.util import WindowStats
 
+from proxy.failures import BudgetExhausted
 from proxy.management.auth import ClientKeys
-from proxy.management.ratelimit import HELD_S, BudgetExhausted, CallBudget
+from proxy.management.ratelimit import HELD_S, CallBudget
 from proxy.shared.connection import SharedRedis, Unavailable
 
 T = TypeVar("T")

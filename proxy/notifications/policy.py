@@ -21,10 +21,9 @@ from urllib.parse import urlencode
 
 import orjson
 
-from proxy.content.affinity import client_host
 from proxy.notifications import telemetry
 from proxy.notifications.model import Pending
-from proxy.upstream import Upstream, UpstreamResponse
+from proxy.upstream import Upstream, UpstreamResponse, client_host
 
 RETRYABLE_4XX = frozenset({408, 420, 429})
 NAMED = re.compile(r"notifications\[(\d+)\]")

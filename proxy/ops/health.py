@@ -14,14 +14,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from proxy.content.affinity import client_host
 from proxy.content.cache import InMemoryContentCache
 from proxy.http.bodies import JSONAnswer
 from proxy.http.errors import ApiError
 from proxy.management.credentials import TokenProvider
 from proxy.notifications.store import NotificationStore
 from proxy.settings import Settings
-from proxy.upstream import Upstream, UpstreamUnavailable
+from proxy.upstream import Upstream, UpstreamUnavailable, client_host
 
 PROBE_INTERVAL_S = 1.0
 PROBE_PATH = "/rest/v1/delivery"

@@ -17,9 +17,11 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import Any, TextIO
 
 import orjson
+
+from proxy.http.observed import Observed
 
 ACCESS_QUEUE_BOUND = 100_000
 WRITE_INTERVAL_S = 0.25
@@ -96,18 +98,6 @@ def stored_salt(path: Path) -> str:
         with os.fdopen(fd, "w") as handle:
             handle.write(salt)
         return salt
-
-
-class Observed(NamedTuple):
-    """One request as observed at the edge: what the metrics count and the access log writes."""
-
-    method: str
-    route: str
-    status: int
-    seconds: float
-    cache: str | None  # hit, miss, coalesced, stale, default, bypass, accepted
-    visitor: str | None
-    request_id: str | None
 
 
 class AccessLog:

@@ -25,7 +25,7 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 
-from proxy.ops.logs import Observed
+from proxy.http.observed import Observed
 
 # No `_created` series beside each counter and histogram: nothing here reads them, and they double the scrape.
 disable_created_metrics()

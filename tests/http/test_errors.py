@@ -6,9 +6,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from proxy.content.sessions import SessionBusy
+from proxy.failures import BudgetExhausted, SessionBusy
 from proxy.http.errors import Answered, ApiError, answer_for
-from proxy.management.ratelimit import BudgetExhausted
 from proxy.upstream import (
     CircuitOpen,
     UpstreamMalformed,

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from proxy.management.ratelimit import HELD_S, BudgetExhausted, CallBudget
+from proxy.failures import BudgetExhausted
+from proxy.management.ratelimit import HELD_S, CallBudget
 
 
 class Clock:

@@ -1,7 +1,7 @@
-"""The shared parts in this process, on a real redis-server, for what the gateways' tests cannot aim at: when
-the stream flusher acknowledges (only after the edge did; refused ones once dead-lettered), entries deleted
-or doubled in the stream, a purge after Redis lost its data, an activation guard freeing ended runs, and
-Redis's refusals and absence never reaching a request."""
+"""The shared parts (``proxy.redis_parts``) in this process, on a real redis-server, for what the gateways'
+tests cannot aim at: when the stream flusher acknowledges (only after the edge did; refused ones once
+dead-lettered), entries deleted or doubled in the stream, a purge after Redis lost its data, an activation
+guard freeing ended runs, and Redis's refusals and absence never reaching a request."""
 
 from __future__ import annotations
 

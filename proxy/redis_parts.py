@@ -1,4 +1,5 @@
-"""The parts gateways share on Redis, built together over one connection (``build_shared``)."""
+"""The parts gateways share on Redis, built together over one connection (``build_shared``), for the
+composition root (``proxy.gateway``) when ``redis_url`` is set."""
 
 from __future__ import annotations
 

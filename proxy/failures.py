@@ -1,0 +1,18 @@
+"""Failures of the layers below the edge that are no fault of the request and pass: a visitor's session
+with as many calls in flight as it may have, a call budget spent for now. They know nothing of HTTP; the
+edge answers them (``proxy.http.errors.answer_for``: 420 and 429 with Retry-After)."""
+
+from __future__ import annotations
+
+
+class SessionBusy(Exception):
+    """The session already has as many requests in flight upstream as it may."""
+
+
+class BudgetExhausted(Exception):
+    """More calls than the budget allows within its wait: try again in ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
