@@ -29,6 +29,7 @@ from proxy.notifications.refusals import RefusalPolicy
 from proxy.notifications.store import NotificationStore
 from proxy.ops import logs
 from proxy.ops.logs import AccessLog
+from proxy.ops.metrics import UpstreamMetrics
 from proxy.settings import Settings
 from proxy.upstream import Upstream
 
@@ -104,7 +105,7 @@ class Gateway:
 
 
 def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotonic) -> Gateway:
-    upstream = Upstream(settings.upstream_client)
+    upstream = Upstream(settings.upstream_client, UpstreamMetrics())
     notes = settings.notifications
     store = NotificationStore(notes.store, notes.max_backlog, fsync=notes.fsync, dead_letter_path=notes.dead_letters)
     refusals = RefusalPolicy(notes.refusal_calls_per_visitor, notes.refusal_calls_per_minute)

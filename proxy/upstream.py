@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -28,8 +28,6 @@ from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import ConnectError, RequestError, RequestTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from proxy.ops.logs import ThrottledWarnings
-from proxy.ops.metrics import UPSTREAM_CALLS, UPSTREAM_SECONDS
 from proxy.settings import UpstreamClientSettings
 
 logger = logging.getLogger("proxy.upstream")
@@ -125,9 +123,44 @@ def client_host(client: str) -> str:
     return f"{client}.tt.omtrdc.net"
 
 
+class ThrottledWarnings:
+    """A warning line per kind of trouble (an upstream host failing, say) at most once per ``interval_s``;
+    the next line says how many more came meanwhile, so an outage is visible without a line per request."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 10.0, clock: Any = time.monotonic) -> None:
+        self.logger = logger
+        self.interval_s = interval_s
+        self.clock = clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warn(self, key: str, message: str, *args: object) -> None:
+        now = self.clock()
+        if now - self._last.get(key, float("-inf")) < self.interval_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return
+        if len(self._last) > 1000:  # keys are hosts and kinds: few, but never unbounded
+            self._last.clear()
+            self._held.clear()
+        self._last[key] = now
+        held = self._held.pop(key, 0)
+        if held:
+            message += f" (and {held} more like it in the last {self.interval_s:.0f} s)"
+        self.logger.warning(message, *args)
+
+
+# (host kind, seconds, outcome) of each call: edge, admin, platform, ims or other; ok, error, failed or probe
+CallObserver = Callable[[str, float, str], None]
+
+
+def unobserved(kind: str, seconds: float, outcome: str) -> None:
+    """Calls observed by nobody (a client built without metrics)."""
+
+
 class Upstream:
-    def __init__(self, settings: UpstreamClientSettings) -> None:
+    def __init__(self, settings: UpstreamClientSettings, observe: CallObserver = unobserved) -> None:
         self.settings = settings
+        self.observe = observe
         self.base = settings.url
         self.timeout_ms = settings.timeout_ms
         self.retries = settings.retries
@@ -137,7 +170,6 @@ class Upstream:
         )
         self.open_circuits: set[str] = set()
         self._kinds: dict[str, str] = {}
-        self._metrics: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.warnings = ThrottledWarnings(logger)
 
     async def start(self) -> None:
@@ -258,12 +290,7 @@ class Upstream:
         kind = self._kinds.get(host)
         if kind is None:
             kind = self._kinds[host] = self._kind_of(host)
-        key = (kind, outcome)
-        metrics = self._metrics.get(key)
-        if metrics is None:
-            metrics = self._metrics[key] = (UPSTREAM_SECONDS.labels(kind), UPSTREAM_CALLS.labels(kind, outcome))
-        metrics[0].observe(seconds)
-        metrics[1].inc()
+        self.observe(kind, seconds, outcome)
 
     def _kind_of(self, host: str) -> str:
         """A metric label that stays bounded whatever the host: edge, admin, platform or ims."""

@@ -114,6 +114,7 @@ class CacheCounters:
     misses: int = 0
     stale_served: int = 0
     evictions: int = 0
+    purges_received: int = 0  # from the gateways sharing a Redis, this one's own included
     fills: int = 0
 
 

@@ -80,7 +80,6 @@ class SharedContentCache(InMemoryContentCache):
         self._pubsub_client = redis.connect(None)  # blocking reads: no socket timeout
         self._raise_stored = redis.client.register_script(RAISE_GENERATIONS)
         self.read_from_redis = 0
-        self.purges_received = 0
         redis.when_up(self.catch_up)
 
     # --- reading through --------------------------------------------------------------------------------
@@ -266,7 +265,7 @@ class SharedContentCache(InMemoryContentCache):
 
     def _apply(self, purge: dict[str, Any]) -> None:
         """A purge published by any gateway (this one included): make memory agree."""
-        self.purges_received += 1
+        self.counters.purges_received += 1
         echo = self._echoes.pop(str(purge.get("id")), None)
         if echo is not None and not echo.done():
             echo.set_result(None)

@@ -12,13 +12,23 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-
-from proxy.ops import metrics
+from prometheus_client import Counter
 
 # The private field of a queued notification that holds the entries riding on it (never sent as such).
 RIDING = "_telemetry"
 RIDING_BYTES = b'"_telemetry"'
 MAX_ENTRIES = 50
+
+
+# Counted as they happen, in the registry that /metrics serves (proxy.ops.metrics).
+ENTRIES = Counter(
+    "target_proxy_telemetry_entries_total",
+    "SDK telemetry entries by outcome: forwarded (sent upstream with a view or a notification batch), dropped "
+    "(over the bound of one request).",
+    ["outcome"],
+)
+DROPPED = ENTRIES.labels("dropped")
+FORWARDED = ENTRIES.labels("forwarded")
 
 
 def entries_of(body: dict[str, Any]) -> list[Any]:
@@ -30,7 +40,7 @@ def entries_of(body: dict[str, Any]) -> list[Any]:
 def bounded(entries: list[Any]) -> list[Any]:
     """The latest ``MAX_ENTRIES``; the others are counted as dropped."""
     if len(entries) > MAX_ENTRIES:
-        metrics.TELEMETRY.labels("dropped").inc(len(entries) - MAX_ENTRIES)
+        DROPPED.inc(len(entries) - MAX_ENTRIES)
         return entries[-MAX_ENTRIES:]
     return entries
 
@@ -59,7 +69,7 @@ def carry(notes: list[dict[str, Any]], entries: list[Any]) -> bool:
 
 def forwarded(entries: list[Any]) -> None:
     if entries:
-        metrics.TELEMETRY.labels("forwarded").inc(len(entries))
+        FORWARDED.inc(len(entries))
 
 
 def notification_batch(ids_json: bytes, payloads: list[bytes]) -> dict[str, Any]:

@@ -41,32 +41,6 @@ class JSONFormatter(logging.Formatter):
         return orjson.dumps(document).decode()
 
 
-class ThrottledWarnings:
-    """A warning line per kind of trouble (an upstream host failing, say) at most once per ``interval_s``;
-    the next line says how many more came meanwhile, so an outage is visible without a line per request."""
-
-    def __init__(self, logger: logging.Logger, interval_s: float = 10.0, clock: Any = time.monotonic) -> None:
-        self.logger = logger
-        self.interval_s = interval_s
-        self.clock = clock
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-
-    def warn(self, key: str, message: str, *args: object) -> None:
-        now = self.clock()
-        if now - self._last.get(key, float("-inf")) < self.interval_s:
-            self._held[key] = self._held.get(key, 0) + 1
-            return
-        if len(self._last) > 1000:  # keys are hosts and kinds: few, but never unbounded
-            self._last.clear()
-            self._held.clear()
-        self._last[key] = now
-        held = self._held.pop(key, 0)
-        if held:
-            message += f" (and {held} more like it in the last {self.interval_s:.0f} s)"
-        self.logger.warning(message, *args)
-
-
 def configure(level: str, stream: TextIO = sys.stderr) -> None:
     """JSON for every logger, uvicorn's included."""
     handler = logging.StreamHandler(stream)

@@ -1,8 +1,9 @@
 """Prometheus metrics (prometheus-client), in the text format at ``/metrics``.
 
-Requests and upstream calls are observed as they happen; everything the gateway already counts
-(cache, sessions, notifications, call budgets, token) is copied into the registry every couple of
-seconds and before each scrape, so the hot path pays nothing for it. With several workers each
+Requests and upstream calls (``UpstreamMetrics``, the upstream client's observer) are observed as they
+happen, SDK telemetry entries where they are carried (``proxy.notifications.telemetry``); everything the
+gateway already counts (cache, sessions, notifications, call budgets, token) is copied into the registry
+every couple of seconds and before each scrape, so the hot path pays nothing for it. With several workers each
 process writes its own files under ``PROMETHEUS_MULTIPROC_DIR`` and a scrape adds them up.
 """
 
@@ -70,12 +71,6 @@ REFUSALS = Counter(
     "(dead-lettered with their batch: a refusal budget was spent).",
     ["outcome"],
 )
-TELEMETRY = Counter(
-    "target_proxy_telemetry_entries_total",
-    "SDK telemetry entries by outcome: forwarded (sent upstream with a view or a notification batch), dropped "
-    "(over the bound of one request).",
-    ["outcome"],
-)
 RATE_LIMITED = Counter("target_proxy_rate_limited_total", "Requests refused by a call budget or rate limit.", ["limit"])
 CIRCUIT_OPEN = Gauge(
     "target_proxy_upstream_circuit_open", "1 while the circuit to upstream is open.", multiprocess_mode="livemax"
@@ -104,6 +99,23 @@ class RequestObserver:
             timer = self._timers[route] = REQUEST_SECONDS.labels(route)
         timer.observe(request.seconds)
         self.access_log.record(request)
+
+
+class UpstreamMetrics:
+    """Times and counts upstream calls by host kind and outcome (the upstream client's ``observe``)."""
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+    def __call__(self, kind: str, seconds: float, outcome: str) -> None:
+        children = self._children.get((kind, outcome))
+        if children is None:
+            children = self._children[(kind, outcome)] = (
+                UPSTREAM_SECONDS.labels(kind),
+                UPSTREAM_CALLS.labels(kind, outcome),
+            )
+        children[0].observe(seconds)
+        children[1].inc()
 
 
 class CounterSync:

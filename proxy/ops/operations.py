@@ -63,6 +63,7 @@ class OperationRoutes:
             "hitRate": round(counters.hits / lookups, 4) if lookups else None,
             "staleServed": counters.stale_served,
             "evictions": counters.evictions,
+            "purgesReceived": counters.purges_received,
             "sessions": len(self.sessions),
         }
 

@@ -302,7 +302,7 @@ def test_a_purge_counts_on_every_gateway_after_redis_lost_its_generations(redis_
             await first.client.flushall()  # Redis lost its data: its generations count from 0 again
             b.purge_all()
             await b.published()
-            await until(lambda: a.purges_received == 4)
+            await until(lambda: a.counters.purges_received == 4)
             assert a.lookup("demo", "v", "ctx", "home-hero") is None, "the purge was not ignored"
 
             # A gateway catching up gives Redis the generations it is ahead by, for the gateways to come.

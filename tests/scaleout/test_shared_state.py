@@ -9,6 +9,7 @@ import httpx
 
 from tests.notifications.helpers import OPERATOR, new_visitor, view
 from tests.scaleout.conftest import StartGateways
+from tests.support import wait_for
 
 
 def clients(servers: list[Any]) -> list[httpx.Client]:
@@ -67,6 +68,16 @@ def test_content_prefetched_by_one_gateway_is_served_by_the_others(
         client.close()
 
 
+def purge_everywhere(pool: list[httpx.Client], by: httpx.Client, path: str, **params: str) -> None:
+    """A purge on gateway ``by``, and the moment it has reached every gateway: the purging one answers once
+    its purge has gone round; the others take it as the message reaches them."""
+    received = [cache_status(client)["purgesReceived"] for client in pool]
+    answer = by.delete(path, params=params, headers=OPERATOR)
+    assert answer.status_code == 200, answer.text
+    for client, before in zip(pool, received, strict=True):
+        wait_for(lambda c=client, b=before: cache_status(c)["purgesReceived"] > b, timeout=10)
+
+
 def lookups(client: httpx.Client) -> tuple[int, int]:
     status = cache_status(client)
     return status["hits"], status["misses"]
@@ -81,10 +92,9 @@ def test_a_purge_on_one_gateway_is_seen_by_every_gateway(gateways: StartGateways
         for client in pool:
             assert view(client, visitor, "home-banner").status_code == 200
 
-    purged = pool[1].delete("/_proxy/cache", headers=OPERATOR)
-    assert purged.status_code == 200, purged.text
+    purge_everywhere(pool, pool[1], "/_proxy/cache")
 
-    # The very next view on every gateway is a miss, in memory and in Redis alike.
+    # Once it has, the very next view on every gateway is a miss, in memory and in Redis alike.
     for client, visitor in zip(pool, visitors, strict=True):
         hits, misses = lookups(client)
         assert view(client, visitor, "tv-rail-1").status_code == 200
@@ -97,8 +107,7 @@ def test_a_purge_on_one_gateway_is_seen_by_every_gateway(gateways: StartGateways
             assert lookups(client) == (hits + 1, misses)
 
     # One mbox purged for the client: on every gateway its next view misses; the visitor's others still hit.
-    answer = pool[2].delete("/_proxy/cache/mboxes/tv-rail-2", params={"client": "demo"}, headers=OPERATOR)
-    assert answer.status_code == 200, answer.text
+    purge_everywhere(pool, pool[2], "/_proxy/cache/mboxes/tv-rail-2", client="demo")
     for client, visitor in zip(pool, visitors, strict=True):
         hits, misses = lookups(client)
         assert view(client, visitor, "tv-rail-2").status_code == 200
