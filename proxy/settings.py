@@ -347,7 +347,3 @@ def load_settings(cli: Mapping[str, Any] | None = None, options: Mapping[str, st
     (whose ``emulator_*`` names are the emulator's). ``options`` maps setting names to the command-line
     options that set them, for the messages."""
     return config.load(Settings, cli, options, others_prefix=EMULATOR_PREFIX, shapes=JSON_SHAPES)
-
-
-def names() -> list[str]:
-    return config.names_of(Settings)

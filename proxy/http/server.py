@@ -54,19 +54,26 @@ def tls_options(settings: Settings) -> dict[str, Any]:
 
 
 def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config:
+    """The gateway's: uvicorn's protocol with the gateway's limits on heads and bodies."""
+    guarded = partial(
+        GuardedHttpToolsProtocol,
+        max_header_bytes=settings.max_header_bytes,
+        header_timeout_s=settings.header_timeout_seconds,
+        body_timeout_s=settings.body_timeout_seconds,
+    )
+    return plain_config(app, settings.log_level, http=guarded, **extra)
+
+
+def plain_config(app: Any, log_level: str, http: Any = "httptools", **extra: Any) -> uvicorn.Config:
+    """uvicorn as both servers run: uvloop, httptools (or ``http``, a protocol built on it), JSON logs."""
     return uvicorn.Config(
         app,
         loop="uvloop",
-        http=partial(  # type: ignore[arg-type]
-            GuardedHttpToolsProtocol,
-            max_header_bytes=settings.max_header_bytes,
-            header_timeout_s=settings.header_timeout_seconds,
-            body_timeout_s=settings.body_timeout_seconds,
-        ),
+        http=http,
         lifespan="on",
         access_log=False,  # the gateway writes its own request log
         log_config=None,  # and formats uvicorn's messages as JSON too (proxy.ops.logs)
-        log_level=settings.log_level,
+        log_level=log_level,
         timeout_graceful_shutdown=30,
         **extra,
     )
@@ -74,17 +81,7 @@ def uvicorn_config(app: Any, settings: Settings, **extra: Any) -> uvicorn.Config
 
 def run_plain(app: Any, sock: socket.socket, log_level: str) -> None:
     """Serve an app other than the gateway (the emulator) on uvicorn's own protocol until SIGINT/SIGTERM."""
-    config = uvicorn.Config(
-        app,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        log_level=log_level,
-        timeout_graceful_shutdown=30,
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(plain_config(app, log_level)).run(sockets=[sock])
 
 
 def run(app: Any, sock: socket.socket, settings: Settings, workers: int = 1, tls: bool = False) -> None:

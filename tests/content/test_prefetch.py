@@ -3,6 +3,7 @@ display counted once upstream, coalesced misses, clicks, stale-if-error, purges.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -92,23 +93,32 @@ def test_clicks_on_cached_content_are_counted(gateway_with_groups: OwnGateway, e
     assert counted["activities"]["200001"]["clicks"] == 1
 
 
-def test_stale_if_error_then_default_content_then_the_error(
-    gateway_settings: dict[str, Any], emulator: httpx.Client
-) -> None:
-    defaults = {"checkout-promo": "<p>Free returns</p>"}
+DEFAULTS = {"checkout-promo": "<p>Free returns</p>"}
+
+
+@contextlib.contextmanager
+def falling_back(gateway_settings: dict[str, Any]) -> Iterator[OwnGateway]:
+    """A gateway that prefetches home-hero alone and has default content for checkout-promo."""
     with own_gateway(
         gateway_settings,
         prefetch_groups={"demo": ["home-hero"]},
-        default_content=defaults,
+        default_content=DEFAULTS,
         notification_max_delay_ms=200,
     ) as gw:
+        yield gw
+
+
+def test_stale_if_error_then_default_content_then_the_error(
+    gateway_settings: dict[str, Any], emulator: httpx.Client
+) -> None:
+    with falling_back(gateway_settings) as gw:
         who = visitor()
         before = view(gw.client, who, "home-hero")["content"]
         emulator.post("/_emulator/faults", json={"status": 503}).raise_for_status()
         # Another context is a miss; upstream fails; the visitor's last content stands in.
         stale = view(gw.client, who, "home-hero", mboxParameters={"screenWidth": 640})
         assert stale["content"] == before
-        assert view(gw.client, who, "checkout-promo")["content"] == defaults["checkout-promo"]
+        assert view(gw.client, who, "checkout-promo")["content"] == DEFAULTS["checkout-promo"]
         failed = gw.client.post("/rest/v1/mbox?client=demo", json={"mbox": "product-reco", "thirdPartyId": who})
         assert failed.status_code == 503 and failed.json()["status"] == 503
         assert gw.parts.cache.counters.stale_served == 1
@@ -242,13 +252,7 @@ def test_identical_delivery_misses_are_coalesced(gateway_with_groups: OwnGateway
 def test_delivery_stale_if_error_then_default_content_then_the_error(
     gateway_settings: dict[str, Any], emulator: httpx.Client
 ) -> None:
-    defaults = {"checkout-promo": "<p>Free returns</p>"}
-    with own_gateway(
-        gateway_settings,
-        prefetch_groups={"demo": ["home-hero"]},
-        default_content=defaults,
-        notification_max_delay_ms=200,
-    ) as gw:
+    with falling_back(gateway_settings) as gw:
         who = visitor()
 
         def page(*names: str, **context: Any) -> httpx.Response:
@@ -262,7 +266,7 @@ def test_delivery_stale_if_error_then_default_content_then_the_error(
         assert fallback.status_code == 200, fallback.text
         hero, promo = fallback.json()["execute"]["mboxes"]
         assert [o["content"] for o in hero["options"]] == [o["content"] for o in first["options"]]
-        assert promo["options"] == [{"type": "html", "content": defaults["checkout-promo"]}]
+        assert promo["options"] == [{"type": "html", "content": DEFAULTS["checkout-promo"]}]
         failed = page("home-hero", "product-reco", address={"url": "https://shop.example/third"})
         assert failed.status_code == 503 and failed.json()["status"] == 503, "no stale or default for one of them"
         emulator.post("/_emulator/faults", json={}).raise_for_status()
