@@ -28,7 +28,7 @@ class BatchMbox:
         paths.exact("/rest/v2/batchmbox/", self.batch, "/rest/v2/batchmbox")
 
     async def batch(self, incoming: Incoming) -> Outgoing:
-        body = validation.batch_mbox(parse_json(incoming.body), validation.MAX_NOTIFICATIONS)
+        body = validation.batch_mbox(parse_json(incoming.body))
         client = body["client"]
         record = await self.content.visitor(client, VisitorIds.parse(body.get("id")), None)
         incoming.visitor = record.visitor

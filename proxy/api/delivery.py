@@ -44,7 +44,7 @@ class DeliveryApi:
         supplied = incoming.query_value("sessionId")  # decoded as the path form is: one rule for both
         if supplied is not None:
             checks.session_id(supplied)
-        body = validation.delivery(parse_json(incoming.body), validation.MAX_NOTIFICATIONS)
+        body = validation.delivery(parse_json(incoming.body))
         record = await self.content.visitor(client, VisitorIds.parse(body.get("id")), supplied)
         incoming.visitor = record.visitor
         accepted: list[dict[str, Any]] = []

@@ -6,8 +6,7 @@ import re
 from typing import Any
 
 from proxy import __version__
-from proxy.api.checks import CLIENT_CODE
-from proxy.api.schemas import SCHEMAS, STRING, ref
+from proxy.api.schemas import CLIENT_CODE, SESSION_ID, STRING, components, ref
 
 
 def json_body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
@@ -47,14 +46,13 @@ CLIENT_QUERY = {
     "name": "client",
     "in": "query",
     "required": True,
-    # The pattern the gateway checks client codes with (``proxy.api.checks.CLIENT_CODE``), anchored.
-    "schema": {"type": "string", "pattern": f"^{CLIENT_CODE.pattern}$"},
+    "schema": CLIENT_CODE.schema(),
 }
 SESSION_PATH = {
     "name": "sessionId",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+    "schema": SESSION_ID.schema(),
 }
 
 REST_OF_PATH = {
@@ -315,7 +313,7 @@ def document() -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": components(),
             "securitySchemes": {
                 "clientKey": {"type": "http", "scheme": "bearer", "description": "A gateway client key"}
             },

@@ -28,11 +28,11 @@ def refused(check: Callable[[Any], Any], bad: Any, field: str) -> None:
 
 
 def delivery(body: Any) -> Any:
-    return validation.delivery(body, validation.MAX_NOTIFICATIONS)
+    return validation.delivery(body)
 
 
 def batch(body: Any) -> Any:
-    return validation.batch_mbox(body, validation.MAX_NOTIFICATIONS)
+    return validation.batch_mbox(body)
 
 
 @rows(*SINGLE_ROWS)
