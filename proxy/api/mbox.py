@@ -12,6 +12,7 @@ from urllib.parse import quote
 import orjson
 
 from proxy.api import checks, validation
+from proxy.api.checks import FLAG
 from proxy.api.replies import CLICKED, answer
 from proxy.content import translate
 from proxy.content.affinity import restore_ids, upstream_ids
@@ -39,8 +40,9 @@ class SingleMbox:
         record = await self.content.visitor(client, VisitorIds.parse(body), supplied)
         incoming.visitor = record.visitor
         asked: str = body["mbox"]
-        clicked = checks.boolean_flag(body.get("clicked"), "clicked") or asked.endswith(CLICKED)
-        if checks.boolean_flag(body.get("mboxTrace"), "mboxTrace"):
+        # Both flags are valid: the body was checked (an absent one is false).
+        clicked = FLAG.check(body.get("clicked")) or asked.endswith(CLICKED)
+        if FLAG.check(body.get("mboxTrace")):
             incoming.cache = "bypass"
             return await self.forward(incoming, body, record, client)
         name = asked.removesuffix(CLICKED)

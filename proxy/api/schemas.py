@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxy.api.containers import Array, Object, Parameters, ProductIds
 from proxy.api.fields import (
-    Array,
     Boolean,
     Choice,
     Decimal,
@@ -20,10 +20,7 @@ from proxy.api.fields import (
     Invalid,
     IpAddress,
     MboxName,
-    Object,
-    Parameters,
     Pattern,
-    ProductIds,
     SessionId,
     Text,
     Timestamp,

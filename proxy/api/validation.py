@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from proxy.api.fields import Invalid, Object, Text, TntId, fail, refusal
+from proxy.api.containers import Object
+from proxy.api.fields import Invalid, Text, TntId, fail, refusal
 from proxy.api.schemas import BATCH_REQUEST, DELIVERY_REQUEST, SINGLE_MBOX
 
 MAX_PROFILE_ATTRIBUTES = 50

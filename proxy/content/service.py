@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -186,13 +186,14 @@ class ContentService:
 
     # --- notifications ---------------------------------------------------------------------------------
 
-    async def accept(
+    def accept(
         self, record: SessionRecord, client: str, given_ids: dict[str, Any] | None, notes: list[dict[str, Any]]
-    ) -> None:
-        """Take a visitor's notifications over, durably (raises BacklogFull when there is no room)."""
+    ) -> Awaitable[None]:
+        """Take a visitor's notifications over, durably: done once written (raises BacklogFull when there is
+        no room)."""
         assert record.visitor is not None
         group = Group(client, record.visitor, record.session_id)
-        await self.queue.add(group, record.edge_host, upstream_ids(record, given_ids), notes)
+        return self.queue.add(group, record.edge_host, upstream_ids(record, given_ids), notes)
 
     # --- the cache ---------------------------------------------------------------------------------------
 

@@ -23,20 +23,6 @@ class Group(NamedTuple):
 
 
 @dataclass(slots=True)
-class NewNotification:
-    client: str
-    visitor: str
-    session_id: str
-    edge_host: str | None
-    ids: dict[str, Any]
-    payload: dict[str, Any]
-
-    @property
-    def id(self) -> str:
-        return str(self.payload["id"])
-
-
-@dataclass(slots=True)
 class Pending:
     """A notification handed to a call: what the call sends, and how to settle it."""
 

@@ -37,7 +37,7 @@ import orjson
 
 from proxy.notifications.deadletters import DeadLetters
 from proxy.notifications.log import Entry, compact, replay
-from proxy.notifications.model import BacklogFull, Group, NewNotification, Pending
+from proxy.notifications.model import BacklogFull, Group, Pending
 
 SEGMENT_BYTES = 16 * 1024 * 1024
 # An old segment whose waiting notifications are at most this share of what it held is copied
@@ -157,23 +157,15 @@ class NotificationStore:
         waiting.seqs[seq] = None
         return seq
 
-    async def add(self, notifications: Sequence[NewNotification]) -> None:
-        """Return once the notifications are written, with the others of this turn of the loop."""
-        if len(self._entries) + len(notifications) > self.max_backlog:
-            raise BacklogFull(f"{self.max_backlog} notifications are waiting")
-        now = self.clock()
-        for n in notifications:
-            self._record(Group(n.client, n.visitor, n.session_id), n.edge_host, n.ids, n.payload, now)
-        await self._written()
-
-    async def add_group(self, group: Group, edge: str | None, ids: Any, payloads: Sequence[Any]) -> None:
-        """``add`` for the notifications of one group (the queue's case: one visitor's view)."""
+    def add_group(self, group: Group, edge: str | None, ids: Any, payloads: Sequence[Any]) -> asyncio.Future[None]:
+        """Log one visitor's notifications (a view's); done once they are written, with the others of this
+        turn of the loop. Raises BacklogFull, writing none of them, when they do not fit."""
         if len(self._entries) + len(payloads) > self.max_backlog:
             raise BacklogFull(f"{self.max_backlog} notifications are waiting")
         now = self.clock()
         for payload in payloads:
             self._record(group, edge, ids, payload, now)
-        await self._written()
+        return self._written()
 
     def _written(self) -> asyncio.Future[None]:
         """Done when what is buffered now is written (awaited as it is: no coroutine more per view)."""

@@ -4,10 +4,12 @@ hold, and a stream of views that keeps going while a gateway is stopped or kille
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ import httpx
 import orjson
 
 from proxy.notifications.log import stored
+from proxy.notifications.model import Group
+from proxy.notifications.store import NotificationStore
 from tests.conftest import OPERATOR_KEY
 from tests.support import Call
 
@@ -23,6 +27,36 @@ DEMO_MBOXES = ["home-hero", "home-banner", "product-reco", "kiosk-welcome", "tv-
 # Every miss prefetches the whole demo catalog, so a visitor's later views of any of it hit the cache.
 PREFETCH_ALL = {"demo": DEMO_MBOXES}
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+
+
+@dataclass(frozen=True)
+class Note:
+    """A notification to write straight into a store, and whose it is."""
+
+    client: str
+    visitor: str
+    session_id: str
+    edge_host: str | None
+    ids: dict[str, Any]
+    payload: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.payload["id"])
+
+
+async def put(store: NotificationStore, notes: Sequence[Note]) -> None:
+    """Write notes as the queue writes a view's: each run of one visitor's notes under its group, in one
+    turn of the loop; returns once they are written."""
+
+    def key(note: Note) -> tuple[Group, str | None, bytes]:
+        return Group(note.client, note.visitor, note.session_id), note.edge_host, orjson.dumps(note.ids)
+
+    written = []
+    for (group, edge, _), run in itertools.groupby(notes, key):
+        run_notes = list(run)
+        written.append(store.add_group(group, edge, run_notes[0].ids, [note.payload for note in run_notes]))
+    await asyncio.gather(*written)
 
 
 def new_visitor() -> str:

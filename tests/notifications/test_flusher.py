@@ -17,7 +17,7 @@ from aiohttp import web
 
 from proxy.notifications import flusher as flusher_module
 from proxy.notifications.flusher import Flusher
-from proxy.notifications.model import Group, NewNotification
+from proxy.notifications.model import Group
 from proxy.notifications.policy import Backoff
 from proxy.notifications.queue import NotificationQueue
 from proxy.notifications.refusals import RefusalPolicy
@@ -28,6 +28,7 @@ from tests.conftest import InProcessGateway
 from tests.inprocess import FakeClock
 from tests.notifications.helpers import (
     DEMO_MBOXES,
+    Note,
     dead_letters,
     deliveries,
     display_note,
@@ -35,6 +36,7 @@ from tests.notifications.helpers import (
     log_directories,
     new_visitor,
     notifications_only,
+    put,
     queue_status,
     stats,
     stored_ids,
@@ -326,9 +328,9 @@ def acknowledge_all(notes: list[dict[str, Any]]) -> dict[str, Any]:
     return {"status": 200, "notifications": [{"id": n["id"]} for n in notes]}
 
 
-def new_notes(count: int, tokens: dict[int, str] | None = None) -> list[NewNotification]:
+def new_notes(count: int, tokens: dict[int, str] | None = None) -> list[Note]:
     return [
-        NewNotification(
+        Note(
             "demo", "v", "s", None, {"thirdPartyId": "v"}, display_note((tokens or {}).get(i, "good"), note_id=f"n{i}")
         )
         for i in range(count)
@@ -373,7 +375,7 @@ def test_an_id_missing_from_the_answer_is_sent_again(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with edge.serving(), flushing(edge, tmp_path, clock, retry_base_s=1.0) as flusher:
-            await flusher.store.add(new_notes(3))
+            await put(flusher.store, new_notes(3))
             assert await flusher.flush(max_delay_s=0) == 1
             assert flusher.store.depth() == 1
             assert await flusher.flush(max_delay_s=0) == 0, "not before its retry time"
@@ -398,7 +400,7 @@ def test_a_2xx_without_an_answer_acknowledges_nothing(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with edge.serving(), flushing(edge, tmp_path) as flusher:
-            await flusher.store.add(new_notes(2))
+            await put(flusher.store, new_notes(2))
             await flusher.flush(max_delay_s=0)
             assert flusher.store.depth() == 2
             assert flusher.counters.retried == 2 and flusher.counters.flushed == 0
@@ -439,7 +441,7 @@ def test_a_400_finds_the_bad_notification_and_delivers_the_rest(
 
     async def scenario() -> None:
         async with edge.serving(), flushing(edge, tmp_path) as flusher:
-            await flusher.store.add(new_notes(8, tokens={5: "bad"}))
+            await put(flusher.store, new_notes(8, tokens={5: "bad"}))
             await flusher.flush(max_delay_s=0)
             assert flusher.store.depth() == 0
             assert (flusher.counters.flushed, flusher.counters.dead_lettered) == (7, 1)
@@ -461,7 +463,7 @@ def test_the_backlog_of_an_earlier_run_goes_first_and_new_ones_wait_their_delay(
 
     async def scenario() -> None:
         async with edge.serving(), flushing(edge, tmp_path, clock, max_delay_s=30.0, tick_s=0.02) as flusher:
-            await flusher.store.add(new_notes(120))  # left by an earlier run, a moment ago
+            await put(flusher.store, new_notes(120))  # left by an earlier run, a moment ago
             clock.advance(1)
             passes: list[float] = []
             flush = flusher.flush
@@ -474,10 +476,10 @@ def test_the_backlog_of_an_earlier_run_goes_first_and_new_ones_wait_their_delay(
             flusher.start()
             clock.advance(1)
             fresh = [
-                NewNotification("demo", "w", "s", None, {"thirdPartyId": "w"}, display_note("t", note_id=f"w{i}"))
+                Note("demo", "w", "s", None, {"thirdPartyId": "w"}, display_note("t", note_id=f"w{i}"))
                 for i in range(3)
             ]
-            await flusher.store.add(fresh)
+            await put(flusher.store, fresh)
             await until(lambda: flusher.store.depth() <= 3)
             seen = len(passes)
             await until(lambda: len(passes) >= seen + 3)  # a few more passes: the fresh ones are not due yet
@@ -505,10 +507,10 @@ def test_stop_lets_the_call_in_flight_finish_then_drains(tmp_path: Path) -> None
 
     async def scenario() -> None:
         async with edge.serving(), flushing(edge, tmp_path, tick_s=0.05) as flusher:
-            await flusher.store.add(new_notes(3))
+            await put(flusher.store, new_notes(3))
             flusher.start()
             await asyncio.wait_for(arrived.wait(), 5)
-            await flusher.store.add(new_notes(5)[3:])  # n3, n4 arrive while the first call is out
+            await put(flusher.store, new_notes(5)[3:])  # n3, n4 arrive while the first call is out
             stopping = asyncio.create_task(flusher.stop(grace_s=5))
             for _ in range(5):  # let stop begin before the edge answers
                 await asyncio.sleep(0)
@@ -529,7 +531,7 @@ def test_stop_keeps_within_its_grace_and_gives_back_what_it_could_not_send(tmp_p
 
     async def scenario() -> None:
         async with edge.serving(), flushing(edge, tmp_path, tick_s=0.05) as flusher:
-            await flusher.store.add(new_notes(3))
+            await put(flusher.store, new_notes(3))
             flusher.start()
             await until(lambda: bool(edge.calls))
             started = time.monotonic()
@@ -556,7 +558,7 @@ def test_the_flusher_adopts_what_a_process_that_is_gone_left(tmp_path: Path, mon
             flusher.start()
             gone = NotificationStore(store_root(tmp_path), max_backlog=1000)
             gone.open()
-            await gone.add(new_notes(3))
+            await put(gone, new_notes(3))
             assert flusher.store.depth() == 0, "not while the other holds its directory"
             gone.close()  # its worker stops with notifications left
             await until(lambda: len(edge.calls) == 1 and flusher.store.depth() == 0)

@@ -18,7 +18,7 @@ from proxy.notifications.policy import settle
 from proxy.notifications.refusals import RefusalPolicy
 from proxy.upstream import UpstreamResponse
 from tests.conftest import gateway_env
-from tests.notifications.helpers import dead_letters, stats
+from tests.notifications.helpers import dead_letters, put, stats
 from tests.notifications.test_flusher import ScriptedEdge, flushing, new_notes, refusing, store_root
 from tests.servers import ServerProcess
 from tests.support import wait_for
@@ -105,7 +105,7 @@ def test_a_batch_of_made_up_tokens_costs_at_most_the_visitors_budget(tmp_path: P
 
     async def scenario() -> None:
         async with edge.serving(), flushing(edge, tmp_path, per_visitor=12) as flusher:
-            await flusher.store.add(new_notes(50, tokens={i: "made-up" for i in range(50)}))
+            await put(flusher.store, new_notes(50, tokens={i: "made-up" for i in range(50)}))
             await flusher.flush(max_delay_s=0)
             assert flusher.store.depth() == 0
             assert flusher.counters.dead_lettered == 50
@@ -123,7 +123,7 @@ def test_good_notifications_with_a_bad_one_are_all_delivered_within_the_budget(t
 
     async def scenario() -> None:
         async with edge.serving(), flushing(edge, tmp_path, per_visitor=12) as flusher:
-            await flusher.store.add(new_notes(50, tokens={37: "bad"}))
+            await put(flusher.store, new_notes(50, tokens={37: "bad"}))
             await flusher.flush(max_delay_s=0)
             assert (flusher.counters.flushed, flusher.counters.dead_lettered) == (49, 1)
 

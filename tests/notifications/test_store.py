@@ -19,17 +19,17 @@ import orjson
 import pytest
 
 from proxy.notifications.log import replay, stored
-from proxy.notifications.model import BacklogFull, Group, NewNotification
+from proxy.notifications.model import BacklogFull, Group
 from proxy.notifications.store import NotificationStore
 from tests.inprocess import FakeClock
-from tests.notifications.helpers import dead_letters, log_directories, stored_ids
+from tests.notifications.helpers import Note, dead_letters, log_directories, put, stored_ids
 
 GROUP = Group("demo", "visitor-1", "session-1")
 
 
-def note(visitor: str = "visitor-1", session: str = "session-1", note_id: str | None = None) -> NewNotification:
+def note(visitor: str = "visitor-1", session: str = "session-1", note_id: str | None = None) -> Note:
     payload = {"id": note_id or uuid.uuid4().hex, "type": "display", "timestamp": 1, "tokens": ["t"]}
-    return NewNotification("demo", visitor, session, "mboxedge31.tt.omtrdc.net", {"thirdPartyId": visitor}, payload)
+    return Note("demo", visitor, session, "mboxedge31.tt.omtrdc.net", {"thirdPartyId": visitor}, payload)
 
 
 @pytest.fixture
@@ -50,8 +50,8 @@ def store(root: Path, clock: FakeClock) -> Iterator[NotificationStore]:
     store.close()
 
 
-def add(store: NotificationStore, *notes: NewNotification) -> None:
-    asyncio.run(store.add(list(notes)))
+def add(store: NotificationStore, *notes: Note) -> None:
+    asyncio.run(put(store, notes))
 
 
 def replayed_ids(directory: Path) -> list[str]:
@@ -88,7 +88,7 @@ def test_adds_that_arrive_together_share_one_write(store: NotificationStore, mon
     writes = into(store.directory, monkeypatch, "write")
 
     async def twenty_requests() -> None:
-        await asyncio.gather(*(store.add([note(visitor=f"v{i}")]) for i in range(20)))
+        await asyncio.gather(*(put(store, [note(visitor=f"v{i}")]) for i in range(20)))
 
     asyncio.run(twenty_requests())
     assert len(writes) == 1
@@ -100,7 +100,7 @@ def test_adds_that_arrive_together_share_one_write(store: NotificationStore, mon
 def test_a_notification_is_on_disk_before_add_returns(store: NotificationStore) -> None:
     async def one() -> tuple[list[str], list[str]]:
         first = note()
-        await store.add([first])
+        await put(store, [first])
         return [first.id], stored_ids(store.root)  # read from the files before anything else runs
 
     written, on_disk = asyncio.run(one())
@@ -114,7 +114,7 @@ def test_full_sync_adds_one_fsync_per_write(root: Path, monkeypatch: pytest.Monk
     syncs = into(store.directory, monkeypatch, "fsync")
 
     async def ten_requests() -> None:
-        await asyncio.gather(*(store.add([note()]) for _ in range(10)))
+        await asyncio.gather(*(put(store, [note()]) for _ in range(10)))
 
     asyncio.run(ten_requests())
     assert len(syncs) == 1
@@ -190,7 +190,7 @@ def test_an_ack_on_the_loop_shares_the_write_of_its_turn(
 
     async def ack_and_add() -> None:
         store.ack(pending)
-        await store.add([second])
+        await put(store, [second])
 
     asyncio.run(ack_and_add())
     assert len(writes) == 1 and writes[0].count(b"\n") == 2
@@ -340,7 +340,7 @@ def test_the_backlog_bound_holds_for_adds_of_the_same_loop_turn(root: Path) -> N
     store.open()
 
     async def eight_requests() -> list[BaseException | None]:
-        return await asyncio.gather(*(store.add([note()]) for _ in range(8)), return_exceptions=True)
+        return await asyncio.gather(*(put(store, [note()]) for _ in range(8)), return_exceptions=True)
 
     outcomes = asyncio.run(eight_requests())
     assert outcomes.count(None) == 5
@@ -383,7 +383,7 @@ def test_a_segment_with_acknowledgements_of_an_older_one_stays_as_long_as_it(roo
 
     async def ack_and_add() -> None:
         store.ack(a1)
-        await store.add([note(visitor="b", note_id="b1")])
+        await put(store, [note(visitor="b", note_id="b1")])
 
     asyncio.run(ack_and_add())
     store.ack(store.claim(b, 10, lease_s=60))
@@ -512,21 +512,17 @@ def test_a_store_being_opened_is_not_adopted(root: Path, monkeypatch: pytest.Mon
 ADD_THEN_DIE = """
 import asyncio, os, signal, sys
 from pathlib import Path
-from proxy.notifications.model import Group, NewNotification
+from proxy.notifications.model import Group
 from proxy.notifications.store import NotificationStore
 
 store = NotificationStore(Path(sys.argv[1]), max_backlog=1000)
 store.open()
 
 
-def notes(start):
-    ids = {"thirdPartyId": "v"}
-    return [NewNotification("demo", "v", "s", None, ids, {"id": f"n{i}"}) for i in range(start, start + 5)]
-
-
 async def main():
     for start in range(0, 25, 5):
-        await store.add(notes(start))
+        ids = {"thirdPartyId": "v"}
+        await store.add_group(Group("demo", "v", "s"), None, ids, [{"id": f"n{i}"} for i in range(start, start + 5)])
 
 
 asyncio.run(main())
@@ -560,12 +556,18 @@ def test_what_a_killed_process_wrote_survives_and_is_adopted(root: Path) -> None
 LIVE = """
 import asyncio, sys
 from pathlib import Path
-from proxy.notifications.model import NewNotification
+from proxy.notifications.model import Group
 from proxy.notifications.store import NotificationStore
 
 store = NotificationStore(Path(sys.argv[1]), max_backlog=1000)
 store.open()
-asyncio.run(store.add([NewNotification("demo", "live", "s", None, {}, {"id": f"live{i}"}) for i in range(10)]))
+
+
+async def main():
+    await store.add_group(Group("demo", "live", "s"), None, {}, [{"id": f"live{i}"} for i in range(10)])
+
+
+asyncio.run(main())
 print(store.directory, flush=True)
 sys.stdin.readline()
 store.close()
@@ -608,7 +610,7 @@ def _worker(root: str, name: str, count: int, start: Any, out: Any) -> None:
     start.wait()
 
     async def fill() -> None:
-        await asyncio.gather(*(store.add([note(note_id=f"{name}-{i}")]) for i in range(count)))
+        await asyncio.gather(*(put(store, [note(note_id=f"{name}-{i}")]) for i in range(count)))
 
     asyncio.run(fill())
     start.wait()
