@@ -1,0 +1,327 @@
+"""Deciding a Delivery API request on device, from a rules artifact, as Adobe's decisioning engine does.
+
+For each executed or prefetched mbox the first rule whose condition holds gives its consequence (every
+rule that holds, for the global mbox and views); a page load is the global mbox's; a view request without
+a name asks for every view. Executed decisions yield the display notifications that count them (the caller
+queues them); prefetched ones carry their event tokens. Every option carries the artifact's response
+tokens; campaign macros (``${activity.name}``, ``${mbox.name}``...) are filled in. The answer's status is
+206 when some mbox or view of the request only the edge can decide (``remoteMboxes`` / ``remoteViews``).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from json_logic import jsonLogic
+
+from proxy.decisioning.artifact import Artifact
+from proxy.decisioning.context import allocation, mbox_context, page_context, request_context, visitor_id
+
+Rule = dict[str, Any]
+PostProcess = Callable[[Rule, dict[str, Any], str, dict[str, Any]], dict[str, Any]]
+
+META_TOKENS = (
+    "activity.id",
+    "activity.name",
+    "activity.type",
+    "experience.id",
+    "experience.name",
+    "location.id",
+    "location.name",
+    "location.type",
+    "offer.id",
+    "offer.name",
+    "option.id",
+    "option.name",
+)
+GEO_TOKENS = (
+    ("geo.city", "city"),
+    ("geo.country", "country"),
+    ("geo.state", "region"),
+    ("geo.latitude", "latitude"),
+    ("geo.longitude", "longitude"),
+)
+MACRO = re.compile(r"\$\{([a-zA-Z0-9_.]*?)\}")
+MACRO_RENAMES = re.compile("campaign|recipe", re.I)
+RENAMED = {"campaign": "activity", "recipe": "experience"}
+
+
+@dataclass
+class Decided:
+    """A Delivery API answer decided on device, and the display notifications of what it executed."""
+
+    response: dict[str, Any]
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    remote_mboxes: list[str] = field(default_factory=list)
+    remote_views: list[str] = field(default_factory=list)
+
+
+def valid_ids(ids: dict[str, Any] | None) -> dict[str, Any]:
+    """The request's visitor ids; a new tntId when it has none of them (as Adobe's engine makes one)."""
+    ids = dict(ids or {})
+    authenticated = [
+        customer
+        for customer in ids.get("customerIds") or ()
+        if isinstance(customer, dict) and customer.get("authenticatedState") == "authenticated"
+    ]
+    if not (ids.get("tntId") or ids.get("marketingCloudVisitorId") or authenticated or ids.get("thirdPartyId")):
+        ids["tntId"] = uuid.uuid4().hex
+    return ids
+
+
+def decide(artifact: Artifact, client: str, request: dict[str, Any], now_ms: int) -> Decided:
+    """``request`` with its geo already resolved (``context.geo``)."""
+    request = {**request, "id": valid_ids(request.get("id")), "requestId": request.get("requestId") or uuid.uuid4().hex}
+    return Decision(artifact, client, request, now_ms).run()
+
+
+class Decision:
+    def __init__(self, artifact: Artifact, client: str, request: dict[str, Any], now_ms: int) -> None:
+        self.artifact = artifact
+        self.client = client
+        self.request = request
+        self.now_ms = now_ms
+        self.context = request_context(request, now_ms)
+        self.visitor = visitor_id(request["id"]) or uuid.uuid4().hex
+        self.property_token = (request.get("property") or {}).get("token")
+        self.notifications: list[dict[str, Any]] = []
+        self._counted: set[str] = set()
+        self.add_tokens = response_tokens(self.context, artifact.response_tokens)
+
+    def run(self) -> Decided:
+        remote_mboxes, remote_views = self.artifact.remote_needs(self.request)
+        response: dict[str, Any] = {
+            "status": 206 if remote_mboxes or remote_views else 200,
+            "remoteMboxes": remote_mboxes,
+            "remoteViews": remote_views,
+            "requestId": self.request["requestId"],
+            "id": dict(self.request["id"]),
+            "client": self.client,
+        }
+        common: list[PostProcess] = [self.add_tokens, replace_macros]
+        execute = self.decisions("execute", [self.notify, prepare_execute, *common])
+        if execute is not None:
+            response["execute"] = execute
+        prefetch = self.decisions("prefetch", [prepare_prefetch, *common])
+        if prefetch is not None:
+            response["prefetch"] = prefetch
+        return Decided(response, self.notifications, remote_mboxes, remote_views)
+
+    # --- one mode (execute or prefetch) -------------------------------------------------------------------
+
+    def decisions(self, mode: str, steps: list[PostProcess]) -> dict[str, Any] | None:
+        section = self.request.get(mode)
+        if section is None:
+            return None
+        answer: dict[str, Any] = {}
+        if section.get("mboxes"):
+            answer["mboxes"] = [found for mbox in section["mboxes"] for found in self.mbox(mbox, steps)]
+        if section.get("views"):
+            answer["views"] = [found for view in section["views"] for found in self.views(view, steps)]
+        if section.get("pageLoad") is not None:
+            answer["pageLoad"] = self.page_load(section["pageLoad"], steps)
+        return answer
+
+    def mbox(self, details: dict[str, Any], steps: list[PostProcess]) -> list[dict[str, Any]]:
+        name = details.get("name")
+        is_global = name == self.artifact.global_mbox
+        found: list[dict[str, Any]] = []
+        matched: set[Any] = set()
+        for rule in self.rules(self.artifact.mbox_rules.get(str(name)) or ()):
+            if is_global and rule.get("ruleKey") in matched:
+                continue
+            consequence = self.evaluate(rule, "mbox", details, steps)
+            if consequence is not None:
+                found.append(consequence)
+                matched.add(rule.get("ruleKey"))
+                if not is_global:
+                    break
+        if not is_global and not found:
+            found.append({"name": name, **({"index": details["index"]} if "index" in details else {})})
+        return found
+
+    def views(self, details: dict[str, Any], steps: list[PostProcess]) -> list[dict[str, Any]]:
+        if details.get("name") is not None:
+            rules = self.artifact.view_rules.get(str(details["name"])) or []
+        else:
+            rules = [rule for view in self.artifact.view_rules.values() for rule in view]
+        shown: dict[Any, dict[str, Any]] = {}
+        matched: set[Any] = set()
+        for rule in self.rules(rules):
+            if rule.get("ruleKey") in matched:
+                continue
+            consequence = self.evaluate(rule, "view", details, steps)
+            if consequence is None:
+                continue
+            matched.add(rule.get("ruleKey"))
+            name = consequence.get("name")
+            earlier = shown.get(name)
+            if earlier is None:
+                shown[name] = consequence
+            else:
+                earlier["options"] = [*earlier.get("options", []), *consequence.get("options", [])]
+                earlier["metrics"] = [*earlier.get("metrics", []), *consequence.get("metrics", [])]
+        return list(shown.values())
+
+    def page_load(self, details: dict[str, Any], steps: list[PostProcess]) -> dict[str, Any]:
+        found = self.mbox({**details, "name": self.artifact.global_mbox}, [*steps, without_page_attributes])
+        result: dict[str, Any] = {"options": [option for each in found for option in each.get("options") or ()]}
+        metrics: dict[Any, dict[str, Any]] = {}
+        for each in found:
+            for metric in each.get("metrics") or ():
+                metrics[metric.get("eventToken")] = metric
+        if metrics:
+            result["metrics"] = list(metrics.values())
+        return result
+
+    def rules(self, rules: Any) -> list[Rule]:
+        token = self.property_token
+        return [
+            rule
+            for rule in rules
+            if not rule.get("propertyTokens") or (token is not None and token in rule["propertyTokens"])
+        ]
+
+    def evaluate(
+        self, rule: Rule, kind: str, details: dict[str, Any], steps: list[PostProcess]
+    ) -> dict[str, Any] | None:
+        context = dict(self.context)
+        if details.get("address") is not None:
+            page = page_context(details["address"])
+            context["page"] = page
+            context["referring"] = page  # as Adobe's engine has it: the mbox's own address stands for both
+        context["mbox"] = mbox_context(details)
+        context["allocation"] = allocation(self.client, (rule.get("meta") or {}).get("activity.id"), self.visitor)
+        if not truthy(jsonLogic(rule.get("condition"), context)):
+            return None
+        consequence = copy.deepcopy(rule.get("consequence") or {})
+        if "index" in details:
+            consequence["index"] = details["index"]
+        for step in steps:
+            consequence = step(rule, consequence, kind, details)
+        return consequence
+
+    # --- what an executed decision counts ----------------------------------------------------------------
+
+    def notify(self, rule: Rule, shown: dict[str, Any], kind: str, details: dict[str, Any]) -> dict[str, Any]:
+        tokens = []
+        for option in shown.get("options") or ():
+            token = option.get("eventToken")
+            key = f"{shown.get('name')}-{token}"
+            if token is not None and key not in self._counted:
+                tokens.append(token)
+                self._counted.add(key)
+        if tokens:
+            self.notifications.append(
+                {
+                    "id": uuid.uuid4().hex,
+                    "impressionId": uuid.uuid4().hex,
+                    "timestamp": self.now_ms,
+                    "type": "display",
+                    "mbox": {"name": shown.get("name")},
+                    "tokens": tokens,
+                }
+            )
+        return shown
+
+
+def truthy(value: Any) -> bool:
+    """JavaScript's truth, as json-logic-js reads a condition's result."""
+    if isinstance(value, list | dict):
+        return True
+    return bool(value)
+
+
+def prepare_execute(rule: Rule, shown: dict[str, Any], kind: str, details: dict[str, Any]) -> dict[str, Any]:
+    options = [
+        {key: value for key, value in option.items() if key != "eventToken"}
+        for option in shown.get("options") or ()
+        if option.get("type") is not None or option.get("content") is not None
+    ]
+    result = {**shown, "options": options}
+    clicks = [metric for metric in shown.get("metrics") or () if metric.get("type") == "click"]
+    if clicks:
+        result["metrics"] = clicks
+    else:
+        result.pop("metrics", None)
+    return result
+
+
+def prepare_prefetch(rule: Rule, shown: dict[str, Any], kind: str, details: dict[str, Any]) -> dict[str, Any]:
+    metrics = shown.get("metrics") or []
+    options = []
+    for position, option in enumerate(shown.get("options") or ()):
+        token = option.get("eventToken")
+        if token is None and len(metrics) > position and metrics[position].get("type") == "display":
+            token = metrics[position].get("eventToken")
+        options.append({**option, "eventToken": token})
+    result = {**shown, "options": options}
+    if kind != "view":
+        result.pop("metrics", None)
+    return result
+
+
+def response_tokens(context: dict[str, Any], listed: tuple[str, ...]) -> PostProcess:
+    fixed: dict[str, Any] = {"activity.decisioningMethod": "on-device"}
+    geo = context["geo"]
+    for token, key in GEO_TOKENS:
+        if token in listed and geo.get(key) is not None:
+            fixed[token] = geo[key]
+    from_meta = [token for token in META_TOKENS if token in listed]
+
+    def add(rule: Rule, shown: dict[str, Any], kind: str, details: dict[str, Any]) -> dict[str, Any]:
+        meta = rule.get("meta") or {}
+        tokens = {token: meta[token] for token in from_meta if meta.get(token) is not None}
+        tokens.update(fixed)
+        return {
+            **shown,
+            "options": [{**option, "responseTokens": dict(tokens)} for option in shown.get("options") or ()],
+        }
+
+    return add
+
+
+def replace_macros(rule: Rule, shown: dict[str, Any], kind: str, details: dict[str, Any]) -> dict[str, Any]:
+    sources = [rule.get("meta") or {}, details, details.get("parameters") or {}]
+
+    def value_of(found: re.Match[str]) -> str:
+        parts = MACRO_RENAMES.sub(lambda name: RENAMED[name.group(0).lower()], found.group(1)).split(".")
+        if len(parts) > 2:
+            parts = parts[-2:]
+        key = ".".join(part for part in parts if part != "mbox")
+        for source in sources:
+            if isinstance(source, dict) and source.get(key) is not None:
+                return str(js_text(source[key]))
+        return found.group(0)
+
+    def filled(content: Any) -> Any:
+        return MACRO.sub(value_of, content) if isinstance(content, str) else content
+
+    options = []
+    for option in shown.get("options") or ():
+        if option.get("type") == "html":
+            option = {**option, "content": filled(option.get("content"))}
+        elif option.get("type") == "actions" and isinstance(option.get("content"), list):
+            option = {
+                **option,
+                "content": [{**action, "content": filled(action.get("content"))} for action in option["content"]],
+            }
+        options.append(option)
+    return {**shown, "options": options}
+
+
+def js_text(value: Any) -> str:
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def without_page_attributes(rule: Rule, shown: dict[str, Any], kind: str, details: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in shown.items() if key not in ("index", "name", "trace")}
