@@ -60,6 +60,13 @@ def refresh_metrics(gateway: Gateway, sync: CounterSync) -> None:
     metrics.CIRCUIT_OPEN.set(1 if gateway.upstream.open_circuits else 0)
     sync.add(metrics.RATE_LIMITED.labels("activation"), "", gateway.guard.refused)
     metrics.TOKEN_AVAILABLE.set(1 if gateway.tokens.available else 0)
+    if gateway.artifacts is not None and gateway.content.local is not None:
+        artifact = gateway.artifacts.current
+        metrics.ARTIFACT_AGE.set(gateway.artifacts.age() if artifact else -1)
+        for version in gateway.artifacts.versions_seen:
+            metrics.ARTIFACT_VERSION.labels(version).set(1 if artifact and version == artifact.version else 0)
+        sync.add(metrics.ON_DEVICE.labels("decided"), "", gateway.content.local.decided)
+        sync.add(metrics.ON_DEVICE.labels("edge"), "", gateway.content.local.left_to_edge)
 
 
 async def sweep_forever(gateway: Gateway) -> None:
@@ -76,11 +83,23 @@ async def refresh_forever(refresh: Callable[[], None]) -> None:
         refresh()
 
 
-def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.monotonic) -> HotPaths:
+def create_app(
+    settings: Settings | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
+) -> HotPaths:
     settings = settings or load_settings()
-    gateway = build_gateway(settings, clock)
+    gateway = build_gateway(settings, clock, wall_clock)
     profiles = ProfileRoutes(settings, gateway.upstream, gateway.sessions, gateway.keys, gateway.budget_for)
-    health = Health(settings, gateway.upstream, gateway.cache, gateway.store, gateway.tokens, gateway.redis_check)
+    health = Health(
+        settings,
+        gateway.upstream,
+        gateway.cache,
+        gateway.store,
+        gateway.tokens,
+        gateway.redis_check,
+        gateway.decisioning_check,
+    )
     operations = OperationRoutes(
         gateway.keys, gateway.sessions, gateway.cache, gateway.queue, gateway.refusals, health, gateway.shared_document
     )

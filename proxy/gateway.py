@@ -18,6 +18,8 @@ from proxy.content.cache import CacheLimits, InMemoryContentCache
 from proxy.content.prefetch import PrefetchPlanner
 from proxy.content.service import ContentService
 from proxy.content.sessions import InMemorySessionStore, SessionLimiter
+from proxy.decisioning.local import LocalDecisions
+from proxy.decisioning.source import ArtifactSource
 from proxy.management.activation import ActivationGuard
 from proxy.management.auth import ClientKeys
 from proxy.management.credentials import TokenProvider
@@ -74,9 +76,26 @@ class Gateway:
     access_log: AccessLog
     content: ContentService  # what visitors see, over the parts above
     shared: SharedParts | None  # with Redis: its connection and the stream's flusher
+    artifacts: ArtifactSource | None = None  # the rules artifact, when deciding on device
 
     def redis_check(self) -> dict[str, Any] | None:
         return self.shared.check() if self.shared is not None else None
+
+    def decisioning_check(self) -> dict[str, Any] | None:
+        """The rules artifact in use, when deciding on device (not ready on device only without one)."""
+        if self.artifacts is None or self.content.local is None:
+            return None
+        status = self.artifacts.status()
+        method = self.content.local.method
+        loaded = status["ok"]
+        status["method"] = method
+        status["ok"] = loaded or method != "on-device"  # hybrid leaves what it cannot decide to the edge
+        status["detail"] = (
+            f"artifact {status['version']} read {status['ageSeconds']} s ago"
+            if loaded
+            else f"no artifact read yet from {status['location']}"
+        )
+        return status
 
     def shared_document(self) -> dict[str, Any] | None:
         """The Redis stream's figures, when gateways share one."""
@@ -89,8 +108,12 @@ class Gateway:
         if self.shared is not None:
             await self.shared.start()
         self.access_log.start()
+        if self.artifacts is not None:
+            await self.artifacts.start()
 
     async def stop(self) -> None:
+        if self.artifacts is not None:
+            await self.artifacts.stop()
         grace = self.settings.shutdown_grace_seconds
         if self.shared is not None:
             held = await self.shared.stop(grace)
@@ -104,7 +127,9 @@ class Gateway:
         self.access_log.stop()
 
 
-def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotonic) -> Gateway:
+def build_gateway(
+    settings: Settings, clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time
+) -> Gateway:
     upstream = Upstream(settings.upstream_client, UpstreamMetrics())
     notes = settings.notifications
     store = NotificationStore(notes.store, notes.max_backlog, fsync=notes.fsync, dead_letter_path=notes.dead_letters)
@@ -126,8 +151,13 @@ def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotoni
         parts = own_parts(settings, clock, local)
     limiter = SessionLimiter(settings.session_max_concurrent)
     planner = PrefetchPlanner(settings.prefetch_groups, learn=settings.prefetch_learn)
+    decisioning = settings.decisioning
+    artifacts = ArtifactSource(decisioning.artifact, decisioning.polling_s, upstream, clock)
+    on_device = None
+    if decisioning.method != "server-side":
+        on_device = LocalDecisions(decisioning.method, artifacts, wall_clock)
     content = ContentService(
-        upstream, parts.sessions, limiter, parts.cache, planner, parts.queue, settings.default_content
+        upstream, parts.sessions, limiter, parts.cache, planner, parts.queue, settings.default_content, local=on_device
     )
     return Gateway(
         settings=settings,
@@ -153,6 +183,7 @@ def build_gateway(settings: Settings, clock: Callable[[], float] = time.monotoni
         ),
         content=content,
         shared=shared,
+        artifacts=artifacts if on_device is not None else None,
     )
 
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import limits
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -20,6 +20,7 @@ __all__ = ["Settings", "SettingsError", "load_settings", "to_environ"]
 
 # Names of the emulator's settings, in the files and on the command line the two share.
 EMULATOR_PREFIX = "emulator_"
+ARTIFACT_HOST = "assets.adobetarget.com"  # where Adobe publishes rules artifacts
 SCOPES = frozenset({"delivery", "profile", "admin", "activation", "operator"})
 # What a table or list setting looks like in the environment, for the message when it is not JSON
 JSON_SHAPES = {
@@ -95,6 +96,16 @@ class RedisSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DecisioningSettings:
+    """Deciding on device: how (``server-side``, ``on-device``, ``hybrid``), from which artifact (a file or
+    an address; Adobe's location of the client's by default), read again how often."""
+
+    method: str
+    artifact: str
+    polling_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class AdminSettings:
     """The management APIs' budgets: calls a minute, how long a call over them waits; how long an ad-hoc
     activation job holds its audiences."""
@@ -137,6 +148,16 @@ class Settings(config.Sourced):
     # Circuit breaker per upstream host: this many failures in a row open it for this long.
     upstream_circuit_failures: int = Field(5, ge=1)
     upstream_circuit_reset_seconds: float = Field(10.0, gt=0)
+
+    # Deciding on device from Target's rules artifact: server-side (every decision at the edge), on-device
+    # (every decision from the artifact), hybrid (from the artifact when it can decide the whole request).
+    decisioning_method: Literal["server-side", "on-device", "hybrid"] = "server-side"
+    # A file or an http(s) address; unset: Adobe's, https://assets.adobetarget.com/<client>/<environment>/v1/
+    # [<propertyToken>/]rules.json, reached through the upstream client (the embedded emulator serves one).
+    decisioning_artifact: str | None = None
+    decisioning_environment: str = "production"
+    decisioning_property_token: str | None = None
+    decisioning_polling_seconds: float = Field(300.0, gt=0)
 
     # Sessions and edge affinity
     session_ttl_seconds: float = Field(1800.0, gt=0)
@@ -269,6 +290,16 @@ class Settings(config.Sourced):
             self.redis_claim_idle_ms / 1000,
             self.redis_stream_max_read,
         )
+
+    @property
+    def decisioning(self) -> DecisioningSettings:
+        artifact = self.decisioning_artifact
+        if not artifact:
+            parts = [ARTIFACT_HOST, self.client, self.decisioning_environment.lower(), "v1"]
+            if self.decisioning_property_token:
+                parts.append(self.decisioning_property_token)
+            artifact = "https://" + "/".join([*parts, "rules.json"])
+        return DecisioningSettings(self.decisioning_method, artifact, self.decisioning_polling_seconds)
 
     @property
     def admin(self) -> AdminSettings:

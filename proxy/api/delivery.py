@@ -56,6 +56,13 @@ class DeliveryApi:
             if not body.get("execute") and not body.get("prefetch"):
                 incoming.cache = "accepted"
                 return answer(envelope(body, record, client, accepted))
+        decided = await self.content.on_device(record, client, body)
+        if decided is not None:
+            incoming.cache = "on-device"
+            incoming.visitor = record.visitor
+            if accepted:
+                decided["notifications"] = [{"id": note["id"]} for note in accepted]
+            return answer(decided)
         context = delivery_context(body)
         cacheable = context is not None and record.visitor is not None
         mboxes = (body.get("execute") or {}).get("mboxes") or []

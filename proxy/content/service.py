@@ -26,6 +26,7 @@ from proxy.content.coalesce import SingleFlight
 from proxy.content.prefetch import PrefetchPlanner
 from proxy.content.sessions import SessionLimiter, SessionRecord, SessionStore
 from proxy.content.visitors import VisitorIds
+from proxy.decisioning.local import LocalDecisions
 from proxy.failures import SessionBusy
 from proxy.notifications import telemetry
 from proxy.notifications.model import BacklogFull, Group
@@ -157,6 +158,7 @@ class ContentService:
     queue: NotificationQueue
     default_content: Mapping[str, str]
     flight: SingleFlight = field(default_factory=SingleFlight)
+    local: LocalDecisions | None = None  # deciding on device (``decisioning_method``), when not server-side
 
     # --- visitors --------------------------------------------------------------------------------------
 
@@ -232,6 +234,30 @@ class ContentService:
         elif view.telemetry:
             return None  # nothing queued to carry the telemetry: the view goes upstream with it
         return Decision(source, entries)
+
+    # --- on device ---------------------------------------------------------------------------------------
+
+    async def on_device(self, record: SessionRecord, client: str, request: dict[str, Any]) -> dict[str, Any] | None:
+        """A Delivery API request decided from the rules artifact (None: the edge decides it). What it
+        executed is counted by its display notifications, queued durably before the answer, the first
+        carrying the decision's telemetry."""
+        if self.local is None:
+            return None
+        given = request.get("id") or ({"tntId": record.tnt_id} if record.tnt_id else {})
+        decided = self.local.decide(client, {**request, "id": given})
+        if decided is None:
+            return None
+        answer = decided.response
+        if record.visitor is None:  # a visitor first seen here: known from now on by the id decided for it
+            tnt_id = VisitorIds.parse(answer["id"]).tnt_id
+            if tnt_id:
+                record.tnt_id = tnt_id
+                self.sessions.link(record, VisitorIds(tnt_id=tnt_id).keys(client))
+        if decided.notifications and record.visitor is not None:
+            notes = decided.notifications
+            telemetry.carry(notes, [telemetry.on_device_entry(answer, request)])
+            await self.accept(record, client, given, notes)
+        return answer
 
     # --- upstream ----------------------------------------------------------------------------------------
 

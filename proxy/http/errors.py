@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from proxy.failures import BudgetExhausted, SessionBusy
+from proxy.failures import ArtifactMissing, BudgetExhausted, SessionBusy
 from proxy.upstream import CircuitOpen, UpstreamRefused, UpstreamResponse, UpstreamTimeout, UpstreamUnavailable
 
 logger = logging.getLogger("proxy.errors")
@@ -46,8 +46,8 @@ class ApiError(Exception):
 
 
 # Everything the edge answers as JSON with its own status.
-ANSWERED = (ApiError, UpstreamUnavailable, UpstreamRefused, BudgetExhausted, SessionBusy)
-Answered = ApiError | UpstreamUnavailable | UpstreamRefused | BudgetExhausted | SessionBusy
+ANSWERED = (ApiError, UpstreamUnavailable, UpstreamRefused, BudgetExhausted, SessionBusy, ArtifactMissing)
+Answered = ApiError | UpstreamUnavailable | UpstreamRefused | BudgetExhausted | SessionBusy | ArtifactMissing
 
 
 def answer_for(exc: Answered) -> ApiError:
@@ -65,6 +65,8 @@ def answer_for(exc: Answered) -> ApiError:
         return ApiError(502, exc.message)
     if isinstance(exc, BudgetExhausted):
         return ApiError(429, exc.message, headers={"Retry-After": str(exc.retry_after_s)})
+    if isinstance(exc, ArtifactMissing):
+        return ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
     return ApiError(420, str(exc))
 
 

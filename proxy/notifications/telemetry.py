@@ -9,6 +9,7 @@ view itself. At most ``MAX_ENTRIES`` go with one request (the latest); the rest 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -65,6 +66,21 @@ def carry(notes: list[dict[str, Any]], entries: list[Any]) -> bool:
         return False
     notes[0] = ride(notes[0], entries)
     return True
+
+
+def on_device_entry(answer: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """The telemetry of a request decided on device, as Adobe's SDKs report one (``mode: local``)."""
+    features: dict[str, Any] = {"decisioningMethod": "on-device"}
+    for mode, key in (("execute", "executeMboxCount"), ("prefetch", "prefetchMboxCount")):
+        count = len((request.get(mode) or {}).get("mboxes") or ())
+        if count:
+            features[key] = count
+    return {
+        "requestId": answer.get("requestId"),
+        "timestamp": int(time.time() * 1000),
+        "mode": "local",
+        "features": features,
+    }
 
 
 def forwarded(entries: list[Any]) -> None:

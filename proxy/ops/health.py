@@ -35,6 +35,7 @@ class Health:
         store: NotificationStore,
         tokens: TokenProvider,
         redis_check: Callable[[], dict[str, Any] | None] | None = None,
+        decisioning_check: Callable[[], dict[str, Any] | None] | None = None,
     ) -> None:
         self.settings = settings
         self.upstream = upstream
@@ -45,6 +46,7 @@ class Health:
         self._reachable = False
         self._detail = "not probed yet"
         self.redis_check = redis_check or (lambda: None)  # when gateways share their state on Redis
+        self.decisioning_check = decisioning_check or (lambda: None)  # when deciding on device
 
     async def upstream_reachable(self) -> tuple[bool, str]:
         """Any HTTP answer below 500 to a GET of the Delivery API's path (which takes POSTs only, so the
@@ -82,6 +84,9 @@ class Health:
         redis = self.redis_check()
         if redis is not None:
             checks["redis"] = redis  # stays ok while down: the gateway serves from memory
+        decisioning = self.decisioning_check()
+        if decisioning is not None:
+            checks["decisioning"] = decisioning
         if self.tokens.configured:
             try:
                 await self.tokens.token()

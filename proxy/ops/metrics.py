@@ -78,6 +78,22 @@ CIRCUIT_OPEN = Gauge(
 TOKEN_AVAILABLE = Gauge(
     "target_proxy_ims_token_available", "1 while an unexpired IMS token is held.", multiprocess_mode="livemax"
 )
+ARTIFACT_AGE = Gauge(
+    "target_proxy_decisioning_artifact_age_seconds",
+    "Seconds since the rules artifact in use was last read (its source polled); -1 while none is.",
+    multiprocess_mode="livemax",
+)
+ARTIFACT_VERSION = Gauge(
+    "target_proxy_decisioning_artifact_info",
+    "1 for the version of the rules artifact in use, 0 for those used before it.",
+    ["version"],
+    multiprocess_mode="livemax",
+)
+ON_DEVICE = Counter(
+    "target_proxy_decisioning_requests_total",
+    "Delivery requests by where they were decided: decided (on device) or edge (left to the edge).",
+    ["outcome"],
+)
 
 
 class RequestObserver:

@@ -1,0 +1,216 @@
+"""The decisioning methods on a real gateway: ``hybrid`` decides on device what the artifact can decide whole
+and leaves the rest to the edge; ``on-device`` without an artifact answers 503 and is not ready; the
+artifact is read again as it changes (a file by its size and time, an address with If-None-Match), a new
+major version is refused and the one in use kept; /readyz and /metrics show the artifact in use."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from tests.decisioning.adobe_cases import SCHEMA
+from tests.inprocess import serve_in_thread
+from tests.support import wait_for
+
+ARTIFACT = json.loads((SCHEMA / "artifacts" / "TEST_ARTIFACT_AB_SIMPLE.json").read_text())
+VISITOR = {"tntId": "338e3c1e51f7416a8e1ccba4f81acea0.28_0"}
+LOCAL = {"id": VISITOR, "context": {"channel": "web"}, "execute": {"mboxes": [{"name": "mbox-magician", "index": 1}]}}
+# another visitor: nothing of the first one's waits to ride on its call
+EDGE_ONLY = {
+    "id": {"tntId": "a9f3c1e51f7416a8e1ccba4f81acea1"},
+    "context": {"channel": "web"},
+    "execute": {"mboxes": [{"name": "home-hero", "index": 1}]},
+}
+
+
+@contextmanager
+def gateway(upstream: str, root: Path, **settings: Any) -> Iterator[httpx.Client]:
+    from proxy.app import create_app
+    from proxy.settings import Settings
+
+    app = create_app(
+        Settings(
+            upstream=upstream,
+            notification_store=root / "notifications",
+            notification_max_delay_ms=3_600_000,
+            shutdown_grace_seconds=0,
+            access_log=False,
+            **settings,
+        )
+    )
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        yield client
+
+
+def deliver(client: httpx.Client, body: dict[str, Any]) -> httpx.Response:
+    return client.post("/rest/v1/delivery", params={"client": "demo"}, json=body)
+
+
+def requests_made(emulator: httpx.Client) -> dict[str, int]:
+    return dict(emulator.get("/_emulator/stats").json()["requests"])
+
+
+@contextmanager
+def deciding(method: str, upstream: str, root: Path, **settings: Any) -> Iterator[tuple[httpx.Client, Path]]:
+    """A gateway deciding by ``method`` from Adobe's AB artifact, written to a file of its own."""
+    artifact = root / "rules.json"
+    artifact.write_text(json.dumps(ARTIFACT))
+    with gateway(upstream, root, decisioning_method=method, decisioning_artifact=str(artifact), **settings) as client:
+        yield client, artifact
+
+
+def metric(client: httpx.Client, series: str) -> float:
+    """A series' value on /metrics (the registry is the test process's: compare before and after)."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{series} not on /metrics")
+
+
+def readiness(client: httpx.Client) -> dict[str, Any]:
+    return dict(client.get("/readyz").json()["checks"]["decisioning"])
+
+
+def test_hybrid_decides_what_the_artifact_can_and_leaves_the_rest_to_the_edge(
+    emulator: httpx.Client, emulator_url: str, tmp_path: Path
+) -> None:
+    with deciding("hybrid", emulator_url, tmp_path) as (client, _):
+        before = requests_made(emulator)
+        local = deliver(client, LOCAL)
+        assert local.status_code == 200, local.text
+        option = local.json()["execute"]["mboxes"][0]["options"][0]
+        assert option["responseTokens"]["activity.decisioningMethod"] == "on-device"
+        assert requests_made(emulator) == before, "decided on device"
+        edge = deliver(client, EDGE_ONLY)
+        assert edge.status_code == 200, edge.text
+        assert "on-device" not in edge.text
+        assert requests_made(emulator).get("delivery", 0) == before.get("delivery", 0) + 1, "the edge decided it"
+        check = readiness(client)
+        assert check["ok"] and check["method"] == "hybrid" and check["version"] == "1.0.0"
+
+
+def test_on_device_only_answers_the_edge_only_mboxes_as_adobes_engine_does(
+    emulator: httpx.Client, emulator_url: str, tmp_path: Path
+) -> None:
+    with deciding("on-device", emulator_url, tmp_path) as (client, _):
+        before = requests_made(emulator)
+        answer = deliver(client, EDGE_ONLY)
+        assert answer.status_code == 200, answer.text
+        document = answer.json()
+        assert document["status"] == 206 and document["remoteMboxes"] == ["home-hero"]
+        assert document["execute"]["mboxes"] == [{"name": "home-hero", "index": 1}]
+        assert requests_made(emulator) == before
+
+
+def test_on_device_without_an_artifact_is_not_ready_and_answers_503(
+    emulator: httpx.Client, emulator_url: str, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere" / "rules.json"
+    with gateway(emulator_url, tmp_path, decisioning_method="on-device", decisioning_artifact=str(missing)) as client:
+        answer = deliver(client, LOCAL)
+        assert answer.status_code == 503 and answer.headers["retry-after"]
+        assert "artifact" in answer.json()["message"]
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert not ready.json()["checks"]["decisioning"]["ok"]
+        assert "no artifact" in ready.json()["checks"]["decisioning"]["detail"]
+    with gateway(emulator_url, tmp_path, decisioning_method="hybrid", decisioning_artifact=str(missing)) as client:
+        assert deliver(client, LOCAL).status_code == 200, "hybrid: the edge decides meanwhile"
+        assert readiness(client)["ok"]
+
+
+def test_a_changed_file_is_read_again_and_a_new_major_version_refused(
+    emulator: httpx.Client, emulator_url: str, tmp_path: Path
+) -> None:
+    with deciding("on-device", emulator_url, tmp_path, decisioning_polling_seconds=0.1) as (client, artifact):
+        assert readiness(client)["version"] == "1.0.0"
+        changed = copy.deepcopy(ARTIFACT)
+        changed["version"] = "1.1.0"
+        for rule in changed["rules"]["mboxes"]["mbox-magician"]:
+            rule["consequence"]["options"][0]["content"] = {"changed": True}
+        artifact.write_text(json.dumps(changed))
+        wait_for(lambda: readiness(client)["version"] == "1.1.0", timeout=10)
+        decided = metric(client, 'target_proxy_decisioning_requests_total{outcome="decided"}')
+        option = deliver(client, LOCAL).json()["execute"]["mboxes"][0]["options"][0]
+        assert option["content"] == {"changed": True}
+        assert metric(client, 'target_proxy_decisioning_requests_total{outcome="decided"}') == decided + 1
+        artifact.write_text(json.dumps({**changed, "version": "2.0.0"}))
+        wait_for(lambda: readiness(client)["error"] is not None, timeout=10)
+        check = readiness(client)
+        assert check["version"] == "1.1.0" and "2.0.0" in check["error"] and check["ok"]
+        metrics = client.get("/metrics").text
+        assert 'target_proxy_decisioning_artifact_info{version="1.1.0"} 1.0' in metrics
+        assert 'target_proxy_decisioning_artifact_info{version="1.0.0"} 0.0' in metrics
+        assert 0 <= metric(client, "target_proxy_decisioning_artifact_age_seconds") < 5
+
+
+class ScriptedCdn:
+    """Adobe's artifact location played on loopback: the artifact with its ETag, 304 to a request that
+    names it; what it was asked is kept."""
+
+    def __init__(self) -> None:
+        self.document = json.dumps(ARTIFACT).encode()
+        self.tag = '"v1"'
+        self.asked: list[tuple[str, str | None, str | None]] = []
+        self.url = ""
+
+    async def serve(self, request: web.Request) -> web.Response:
+        self.asked.append((request.path, request.headers.get("if-none-match"), request.headers.get("host")))
+        if request.headers.get("if-none-match") == self.tag:
+            return web.Response(status=304)
+        return web.Response(body=self.document, content_type="application/json", headers={"ETag": self.tag})
+
+
+@pytest.fixture
+def cdn() -> Iterator[ScriptedCdn]:
+    import asyncio
+
+    scripted = ScriptedCdn()
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+
+    async def start() -> web.AppRunner:
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", scripted.serve)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        scripted.url = f"http://127.0.0.1:{port}"
+        ready.set()
+        return runner
+
+    runner = loop.run_until_complete(start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    ready.wait(5)
+    yield scripted
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+def test_adobes_location_is_polled_with_if_none_match(cdn: ScriptedCdn, tmp_path: Path) -> None:
+    """Unset, the artifact is Adobe's: assets.adobetarget.com/<client>/<environment>/v1/rules.json, reached
+    as every Adobe host is (here a scripted one on loopback standing in for all of them)."""
+    with gateway(cdn.url, tmp_path, decisioning_method="on-device", decisioning_polling_seconds=0.1) as client:
+        assert deliver(client, LOCAL).status_code == 200
+        wait_for(lambda: len(cdn.asked) >= 3, timeout=10)
+        path, first_tag, host = cdn.asked[0]
+        assert (path, first_tag, host) == ("/demo/production/v1/rules.json", None, "assets.adobetarget.com")
+        assert all(tag == '"v1"' for _, tag, _ in cdn.asked[1:]), "asked again with If-None-Match"
+        check = readiness(client)
+        assert check["version"] == "1.0.0" and check["ageSeconds"] < 5
+        time.sleep(0.3)
+        assert readiness(client)["ageSeconds"] < 5, "an unchanged artifact counts as read again"
