@@ -62,6 +62,14 @@ class SingleMbox:
             return (
                 self.render(body, record, decision) if decision else await self.forward(incoming, body, record, client)
             )
+        if self.content.local is not None:
+            # Decided on device when the artifact can: the view as a Delivery API request of its one mbox.
+            request = translate.single_to_delivery(body, upstream_ids(record, body), [])
+            decided = await self.content.on_device(record, client, request)
+            if decided is not None:
+                incoming.cache = "on-device"
+                incoming.visitor = record.visitor
+                return self.render(body, record, Decision("on-device", [], decided))
         self.content.asked(client, view.names)
         if plain:
             decision = await self.content.from_cache(view)

@@ -244,7 +244,7 @@ class ContentService:
         if self.local is None:
             return None
         given = request.get("id") or ({"tntId": record.tnt_id} if record.tnt_id else {})
-        decided = self.local.decide(client, {**request, "id": given})
+        decided = self.local.decide(client, {**request, "id": given}, record.session_id)
         if decided is None:
             return None
         answer = decided.response

@@ -62,9 +62,13 @@ def domain_parts(host: str) -> dict[str, str]:
 
 
 def url_context(url: Any) -> dict[str, Any]:
-    """An address's parts (``url``, ``path``, ``query``, ``fragment``, domain parts), each with ``_lc``."""
-    if not isinstance(url, str):
-        url = ""
+    """An address's parts (``url``, ``path``, ``query``, ``fragment``, domain parts), each with ``_lc``
+    (read only: the same dict serves every request from the address)."""
+    return _url_context(url if isinstance(url, str) else "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _url_context(url: str) -> dict[str, Any]:
     found = URI.match(url)
     host, path, query, anchor = (
         (found.group(6), found.group(9), found.group(12), found.group(13)) if found else ("",) * 4
@@ -93,6 +97,12 @@ def major(version: str | None) -> int:
 
 
 def browser(user_agent: str, hints: dict[str, Any]) -> tuple[str, int]:
+    hinted = hints.get("browserUAWithFullVersion") or hints.get("browserUAWithMajorVersion") or ""
+    return _browser(user_agent, hinted if isinstance(hinted, str) else "")
+
+
+@functools.lru_cache(maxsize=1024)
+def _browser(user_agent: str, hinted: str) -> tuple[str, int]:
     name, version = "unknown", -1
     for candidate, pattern, group in BROWSERS:
         found = pattern.search(user_agent)
@@ -100,7 +110,6 @@ def browser(user_agent: str, hints: dict[str, Any]) -> tuple[str, int]:
             name = candidate
             version = major(found.group(group))
             break
-    hinted = hints.get("browserUAWithFullVersion") or hints.get("browserUAWithMajorVersion") or ""
     for candidate, pattern in HINTED_BROWSERS:
         found = pattern.search(hinted)
         if found:
@@ -111,13 +120,20 @@ def browser(user_agent: str, hints: dict[str, Any]) -> tuple[str, int]:
     return name, version
 
 
+@functools.lru_cache(maxsize=1024)
+def operating_system(user_agent: str) -> str:
+    return next((label for label, pattern in SYSTEMS if pattern.search(user_agent)), "unknown")
+
+
 def user_context(context: dict[str, Any]) -> dict[str, Any]:
     user_agent = context.get("userAgent") or ""
+    if not isinstance(user_agent, str):
+        user_agent = ""
     hints = context.get("clientHints") or {}
     name, version = browser(user_agent, hints)
     system = hints.get("platform")
     if system is None:
-        system = next((label for label, pattern in SYSTEMS if pattern.search(user_agent)), "unknown")
+        system = operating_system(user_agent)
     return {
         "browserType": name.lower(),
         "platform": PLATFORMS.get(system, system),

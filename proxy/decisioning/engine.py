@@ -10,17 +10,18 @@ tokens; campaign macros (``${activity.name}``, ``${mbox.name}``...) are filled i
 
 from __future__ import annotations
 
-import copy
 import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from json_logic import jsonLogic
 
 from proxy.decisioning.artifact import Artifact
 from proxy.decisioning.context import allocation, mbox_context, page_context, request_context, visitor_id
+from proxy.decisioning.trace import RequestTracer, trace_header
 
 Rule = dict[str, Any]
 PostProcess = Callable[[Rule, dict[str, Any], str, dict[str, Any]], dict[str, Any]]
@@ -74,10 +75,22 @@ def valid_ids(ids: dict[str, Any] | None) -> dict[str, Any]:
     return ids
 
 
-def decide(artifact: Artifact, client: str, request: dict[str, Any], now_ms: int) -> Decided:
-    """``request`` with its geo already resolved (``context.geo``)."""
+def decide(
+    artifact: Artifact,
+    client: str,
+    request: dict[str, Any],
+    now_ms: int,
+    session_id: str | None = None,
+    artifact_trace: dict[str, Any] | None = None,
+) -> Decided:
+    """``request`` with its geo already resolved (``context.geo``); ``session_id`` and ``artifact_trace``
+    (where the artifact came from) for the trace a request may ask for."""
     request = {**request, "id": valid_ids(request.get("id")), "requestId": request.get("requestId") or uuid.uuid4().hex}
-    return Decision(artifact, client, request, now_ms).run()
+    decision = Decision(artifact, client, request, now_ms)
+    if request.get("trace") is not None:
+        about = artifact_trace if artifact_trace is not None else {"artifactVersion": artifact.version, **artifact.meta}
+        decision.trace = trace_header(client, request, session_id, about)
+    return decision.run()
 
 
 class Decision:
@@ -86,6 +99,8 @@ class Decision:
         self.client = client
         self.request = request
         self.now_ms = now_ms
+        self.trace: dict[str, Any] | None = None  # the trace's header, when the request asks for one
+        self.tracer: RequestTracer | None = None  # the trace of the mode being decided
         self.context = request_context(request, now_ms)
         self.visitor = visitor_id(request["id"]) or uuid.uuid4().hex
         self.property_token = (request.get("property") or {}).get("token")
@@ -103,7 +118,7 @@ class Decision:
             "id": dict(self.request["id"]),
             "client": self.client,
         }
-        common: list[PostProcess] = [self.add_tokens, replace_macros]
+        common: list[PostProcess] = [self.add_tokens, replace_macros, self.add_trace]
         execute = self.decisions("execute", [self.notify, prepare_execute, *common])
         if execute is not None:
             response["execute"] = execute
@@ -118,17 +133,21 @@ class Decision:
         section = self.request.get(mode)
         if section is None:
             return None
+        if self.trace is not None:
+            self.tracer = RequestTracer(self.trace, self.artifact.meta.get("environment"))
         answer: dict[str, Any] = {}
         if section.get("mboxes"):
-            answer["mboxes"] = [found for mbox in section["mboxes"] for found in self.mbox(mbox, steps)]
+            answer["mboxes"] = [found for mbox in section["mboxes"] for found in self.mbox(mbox, steps, mode)]
         if section.get("views"):
-            answer["views"] = [found for view in section["views"] for found in self.views(view, steps)]
+            answer["views"] = [found for view in section["views"] for found in self.views(view, steps, mode)]
         if section.get("pageLoad") is not None:
-            answer["pageLoad"] = self.page_load(section["pageLoad"], steps)
+            answer["pageLoad"] = self.page_load(section["pageLoad"], steps, mode)
         return answer
 
-    def mbox(self, details: dict[str, Any], steps: list[PostProcess]) -> list[dict[str, Any]]:
+    def mbox(self, details: dict[str, Any], steps: list[PostProcess], mode: str) -> list[dict[str, Any]]:
         name = details.get("name")
+        if self.tracer is not None:
+            self.tracer.trace_request(mode, "mbox", details, self.context)
         is_global = name == self.artifact.global_mbox
         found: list[dict[str, Any]] = []
         matched: set[Any] = set()
@@ -142,10 +161,15 @@ class Decision:
                 if not is_global:
                     break
         if not is_global and not found:
-            found.append({"name": name, **({"index": details["index"]} if "index" in details else {})})
+            blank = {"name": name, **({"index": details["index"]} if "index" in details else {})}
+            if self.tracer is not None:
+                blank["trace"] = self.tracer.result()
+            found.append(blank)
         return found
 
-    def views(self, details: dict[str, Any], steps: list[PostProcess]) -> list[dict[str, Any]]:
+    def views(self, details: dict[str, Any], steps: list[PostProcess], mode: str) -> list[dict[str, Any]]:
+        if self.tracer is not None:
+            self.tracer.trace_request(mode, "view", details, self.context)
         if details.get("name") is not None:
             rules = self.artifact.view_rules.get(str(details["name"])) or []
         else:
@@ -168,9 +192,19 @@ class Decision:
                 earlier["metrics"] = [*earlier.get("metrics", []), *consequence.get("metrics", [])]
         return list(shown.values())
 
-    def page_load(self, details: dict[str, Any], steps: list[PostProcess]) -> dict[str, Any]:
-        found = self.mbox({**details, "name": self.artifact.global_mbox}, [*steps, without_page_attributes])
+    def page_load(self, details: dict[str, Any], steps: list[PostProcess], mode: str) -> dict[str, Any]:
+        traces: list[Any] = []
+
+        def keep_trace(rule: Rule, shown: dict[str, Any], kind: str, details: dict[str, Any]) -> dict[str, Any]:
+            traces.append(shown.get("trace"))
+            return shown
+
+        found = self.mbox(
+            {**details, "name": self.artifact.global_mbox}, [*steps, keep_trace, without_page_attributes], mode
+        )
         result: dict[str, Any] = {"options": [option for each in found for option in each.get("options") or ()]}
+        if traces and traces[-1] is not None:
+            result["trace"] = traces[-1]
         metrics: dict[Any, dict[str, Any]] = {}
         for each in found:
             for metric in each.get("metrics") or ():
@@ -197,9 +231,12 @@ class Decision:
             context["referring"] = page  # as Adobe's engine has it: the mbox's own address stands for both
         context["mbox"] = mbox_context(details)
         context["allocation"] = allocation(self.client, (rule.get("meta") or {}).get("activity.id"), self.visitor)
-        if not truthy(jsonLogic(rule.get("condition"), context)):
+        satisfied = truthy(jsonLogic(rule.get("condition"), context))
+        if self.tracer is not None:
+            self.tracer.rule_evaluated(rule, context, satisfied)
+        if not satisfied:
             return None
-        consequence = copy.deepcopy(rule.get("consequence") or {})
+        consequence = orjson.loads(orjson.dumps(rule.get("consequence") or {}))  # the rule stays as it is
         if "index" in details:
             consequence["index"] = details["index"]
         for step in steps:
@@ -217,17 +254,21 @@ class Decision:
                 tokens.append(token)
                 self._counted.add(key)
         if tokens:
-            self.notifications.append(
-                {
-                    "id": uuid.uuid4().hex,
-                    "impressionId": uuid.uuid4().hex,
-                    "timestamp": self.now_ms,
-                    "type": "display",
-                    "mbox": {"name": shown.get("name")},
-                    "tokens": tokens,
-                }
-            )
+            notification = {
+                "id": uuid.uuid4().hex,
+                "impressionId": uuid.uuid4().hex,
+                "timestamp": self.now_ms,
+                "type": "display",
+                "mbox": {"name": shown.get("name")},
+                "tokens": tokens,
+            }
+            if self.tracer is not None:
+                self.tracer.notified(rule, notification)
+            self.notifications.append(notification)
         return shown
+
+    def add_trace(self, rule: Rule, shown: dict[str, Any], kind: str, details: dict[str, Any]) -> dict[str, Any]:
+        return {**shown, "trace": self.tracer.result()} if self.tracer is not None else shown
 
 
 def truthy(value: Any) -> bool:

@@ -26,7 +26,7 @@ class LocalDecisions:
         self.decided = 0
         self.left_to_edge = 0
 
-    def decide(self, client: str, request: dict[str, Any]) -> Decided | None:
+    def decide(self, client: str, request: dict[str, Any], session_id: str | None = None) -> Decided | None:
         """The request decided from the artifact, or None when the edge decides it (raises
         ArtifactMissing on device only, with no artifact yet)."""
         artifact = self.source.current
@@ -41,4 +41,6 @@ class LocalDecisions:
                 self.left_to_edge += 1
                 return None
         self.decided += 1
-        return decide(artifact, client, request, int(self.wall_clock() * 1000))
+        now_ms = int(self.wall_clock() * 1000)
+        about = self.source.trace() if request.get("trace") is not None else None
+        return decide(artifact, client, request, now_ms, session_id, about)

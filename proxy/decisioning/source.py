@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +40,7 @@ class ArtifactSource:
         self.loaded_at: float | None = None
         self.last_error: str | None = None
         self.reads = 0
+        self.read_at: str | None = None  # when it was last read, ISO 8601 (for traces)
         self.versions_seen: list[str] = []  # each version taken, once (the metrics' labels)
         self._tag: str | None = None  # the address's ETag, or the file's size and time
         self._task: asyncio.Task[None] | None = None
@@ -57,6 +59,19 @@ class ArtifactSource:
             "error": self.last_error,
         }
 
+    def trace(self) -> dict[str, Any]:
+        """What a decision's trace says of the artifact, as Adobe's engine says it."""
+        artifact = self.current
+        return {
+            "artifactLocation": self.location,
+            "pollingInterval": int(self.polling_s * 1000),
+            "pollingHalted": False,
+            "artifactVersion": artifact.version if artifact else "unknown",
+            "artifactRetrievalCount": self.reads,
+            "artifactLastRetrieved": self.read_at,
+            **(artifact.meta if artifact else {}),
+        }
+
     def age(self) -> float:
         return self.clock() - self.loaded_at if self.loaded_at is not None else 0.0
 
@@ -69,6 +84,7 @@ class ArtifactSource:
             self.last_error = str(exc) or type(exc).__name__
             logger.warning("rules artifact %s not taken: %s", self.location, self.last_error)
             return False
+        self.read_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         if document is None:  # unchanged
             self.loaded_at = self.clock()
             return False

@@ -16,12 +16,7 @@ from tests.decisioning.adobe_cases import Case, load, mismatches
 CASES = load()
 # Cases of what is not decided on device yet, each failing until it is (strict: a pass fails the run).
 NOT_YET = {
-    "TRACE-mbox_ab_prefetch": "the trace of a decision",
-    "TRACE-mbox_xt_prefetch": "the trace of a decision",
-    "TRACE-mbox_xt_execute": "the trace of a decision",
-    "TRACE-pageload_execute": "the trace of a decision",
-    "TRACE-views_prefetch": "the trace of a decision",
-    "TELEMETRY-sends_telemetry": "telemetry entries on the notification",
+    "TELEMETRY-sends_telemetry": "telemetry entries on a notification of their own",
 }
 
 
@@ -40,7 +35,7 @@ def test_adobes_case(case: Case) -> None:
     if case.geo_headers:  # the edge's geo lookup for the request's address, as the case mocks it
         context = request.setdefault("context", {})
         context["geo"] = {**(context.get("geo") or {}), **geo_from_headers(case.geo_headers)}
-    decided = decide(Artifact.parse(case.artifact), case.client, request, case.now_ms)
+    decided = decide(Artifact.parse(case.artifact), case.client, request, case.now_ms, case.session_id)
     errors = mismatches(decided.response, case.output) if case.output is not None else []
     if case.notification is None:
         errors += [f"no notification expected, got {decided.notifications}"] if decided.notifications else []

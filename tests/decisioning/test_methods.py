@@ -18,6 +18,8 @@ import httpx
 import pytest
 from aiohttp import web
 
+from proxy.notifications import telemetry
+from proxy.notifications.log import stored
 from tests.decisioning.adobe_cases import SCHEMA
 from tests.inprocess import serve_in_thread
 from tests.support import wait_for
@@ -110,6 +112,24 @@ def test_on_device_only_answers_the_edge_only_mboxes_as_adobes_engine_does(
         assert document["status"] == 206 and document["remoteMboxes"] == ["home-hero"]
         assert document["execute"]["mboxes"] == [{"name": "home-hero", "index": 1}]
         assert requests_made(emulator) == before
+
+
+def test_the_single_mbox_api_is_decided_on_device_and_counted(
+    emulator: httpx.Client, emulator_url: str, tmp_path: Path
+) -> None:
+    with deciding("hybrid", emulator_url, tmp_path) as (client, _):
+        before = requests_made(emulator)
+        view = client.post("/rest/v1/mbox", params={"client": "demo"}, json={"mbox": "mbox-magician", **VISITOR})
+        assert view.status_code == 200, view.text
+        answer = view.json()
+        assert json.loads(answer["content"]) == {"doMagic": True, "importantValue": 150}
+        assert answer["tntId"] == "338e3c1e51f7416a8e1ccba4f81acea0" and answer["sessionId"]
+        assert requests_made(emulator) == before, "decided on device"
+        queued = [record["p"] for record in stored(tmp_path / "notifications")]
+        assert [(note["type"], note["mbox"]["name"]) for note in queued] == [("display", "mbox-magician")]
+        assert queued[0][telemetry.RIDING][0]["features"]["decisioningMethod"] == "on-device"
+        other = client.post("/rest/v1/mbox", params={"client": "demo"}, json={"mbox": "home-hero", "tntId": "b2"})
+        assert other.status_code == 200 and requests_made(emulator).get("delivery", 0) == 1, "the edge's mbox"
 
 
 def test_on_device_without_an_artifact_is_not_ready_and_answers_503(
