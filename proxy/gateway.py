@@ -18,6 +18,7 @@ from proxy.content.cache import CacheLimits, InMemoryContentCache
 from proxy.content.prefetch import PrefetchPlanner
 from proxy.content.service import ContentService
 from proxy.content.sessions import InMemorySessionStore, SessionLimiter
+from proxy.decisioning.geo import GeoLookup
 from proxy.decisioning.local import LocalDecisions
 from proxy.decisioning.source import ArtifactSource
 from proxy.management.activation import ActivationGuard
@@ -89,6 +90,7 @@ class Gateway:
         method = self.content.local.method
         loaded = status["ok"]
         status["method"] = method
+        status["geoLookups"] = self.content.geo.lookups if self.content.geo is not None else 0
         status["ok"] = loaded or method != "on-device"  # hybrid leaves what it cannot decide to the edge
         status["detail"] = (
             f"artifact {status['version']} read {status['ageSeconds']} s ago"
@@ -157,7 +159,15 @@ def build_gateway(
     if decisioning.method != "server-side":
         on_device = LocalDecisions(decisioning.method, artifacts, wall_clock)
     content = ContentService(
-        upstream, parts.sessions, limiter, parts.cache, planner, parts.queue, settings.default_content, local=on_device
+        upstream,
+        parts.sessions,
+        limiter,
+        parts.cache,
+        planner,
+        parts.queue,
+        settings.default_content,
+        local=on_device,
+        geo=GeoLookup(upstream) if on_device is not None else None,
     )
     return Gateway(
         settings=settings,

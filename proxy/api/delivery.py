@@ -56,7 +56,7 @@ class DeliveryApi:
             if not body.get("execute") and not body.get("prefetch"):
                 incoming.cache = "accepted"
                 return answer(envelope(body, record, client, accepted))
-        decided = await self.content.on_device(record, client, body)
+        decided = await self.content.on_device(incoming, record, client, body)
         if decided is not None:
             incoming.cache = "on-device"
             incoming.visitor = record.visitor

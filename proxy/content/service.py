@@ -26,6 +26,7 @@ from proxy.content.coalesce import SingleFlight
 from proxy.content.prefetch import PrefetchPlanner
 from proxy.content.sessions import SessionLimiter, SessionRecord, SessionStore
 from proxy.content.visitors import VisitorIds
+from proxy.decisioning.geo import GeoLookup
 from proxy.decisioning.local import LocalDecisions
 from proxy.failures import SessionBusy
 from proxy.notifications import telemetry
@@ -58,6 +59,14 @@ class Origin(Protocol):
 
     @property
     def client_host(self) -> str | None: ...
+
+
+def visitor_address(origin: Origin) -> str | None:
+    """The visitor's address: the first of X-Forwarded-For (a device behind a proxy), else the peer's."""
+    forwarded = origin.headers.get("x-forwarded-for")
+    if forwarded:
+        return forwarded.split(",", 1)[0].strip() or origin.client_host
+    return origin.client_host
 
 
 def view_notification(kind: str, entry: CachedMbox, impression_id: str | None = None) -> dict[str, Any]:
@@ -159,6 +168,7 @@ class ContentService:
     default_content: Mapping[str, str]
     flight: SingleFlight = field(default_factory=SingleFlight)
     local: LocalDecisions | None = None  # deciding on device (``decisioning_method``), when not server-side
+    geo: GeoLookup | None = None  # the place of a request's address, for an artifact that targets by geo
 
     # --- visitors --------------------------------------------------------------------------------------
 
@@ -237,12 +247,16 @@ class ContentService:
 
     # --- on device ---------------------------------------------------------------------------------------
 
-    async def on_device(self, record: SessionRecord, client: str, request: dict[str, Any]) -> dict[str, Any] | None:
+    async def on_device(
+        self, origin: Origin, record: SessionRecord, client: str, request: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """A Delivery API request decided from the rules artifact (None: the edge decides it). What it
         executed is counted by its display notifications, queued durably before the answer, the first
         carrying the decision's telemetry."""
         if self.local is None:
             return None
+        if self.geo is not None and self.geo.needed(request) and self.local.geo_wanted(request):
+            request = await self.geo.resolve(request, visitor_address(origin))
         given = request.get("id") or ({"tntId": record.tnt_id} if record.tnt_id else {})
         decided = self.local.decide(client, {**request, "id": given}, record.session_id)
         if decided is None:

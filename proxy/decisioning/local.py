@@ -26,6 +26,13 @@ class LocalDecisions:
         self.decided = 0
         self.left_to_edge = 0
 
+    def geo_wanted(self, request: dict[str, Any]) -> bool:
+        """Whether the artifact targets by geo and would decide this request (so its place matters)."""
+        artifact = self.source.current
+        if artifact is None or not artifact.geo_targeting:
+            return False
+        return self.method == ON_DEVICE or not any(artifact.remote_needs(request))
+
     def decide(self, client: str, request: dict[str, Any], session_id: str | None = None) -> Decided | None:
         """The request decided from the artifact, or None when the edge decides it (raises
         ArtifactMissing on device only, with no artifact yet)."""

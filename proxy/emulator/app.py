@@ -248,6 +248,25 @@ def create_emulator_app(settings: EmulatorSettings | None = None) -> Starlette:
             raise EdgeError(404, f"no Target API call{' to ' + route if route else ''} since the last reset", "route")
         return json_response(recorded.document())
 
+    async def geo_lookup(request: Request) -> Response:
+        """The CDN's geo lookup that Adobe's on-device engines call (``GET /v1/geo``): the place of the
+        address in X-Forwarded-For (else the caller's), from the catalog's geo table, in x-geo-* headers."""
+        forwarded = request.headers.get("x-forwarded-for", "")
+        address = forwarded.split(",", 1)[0].strip() or (request.client.host if request.client else "")
+        place = state.edge.catalog.geo.get(address, {})
+        headers = {
+            header: str(place[key]).upper()
+            for key, header in (
+                ("country", "x-geo-country-code"),
+                ("region", "x-geo-region-code"),
+                ("city", "x-geo-city"),
+                ("latitude", "x-geo-latitude"),
+                ("longitude", "x-geo-longitude"),
+            )
+            if place.get(key) is not None
+        }
+        return Response(b"{}", media_type="application/json", headers=headers)
+
     async def clock_control(request: Request) -> Response:
         if request.method == "POST":
             body = checks.require_object(await read_json(request))
@@ -294,6 +313,7 @@ def create_emulator_app(settings: EmulatorSettings | None = None) -> Starlette:
         Route("/m2/{client}/v2/profile/batchUpdate", profile_batch_update, methods=["POST"]),
         Route("/m2/{client}/profile/batchUpdate", profile_batch_update, methods=["POST"]),
         Route("/m2/{client}/v2/profile/batchStatus", profile_batch_status, methods=["GET"]),
+        Route("/v1/geo", geo_lookup, methods=["GET"]),
         Route("/_emulator/stats", stats, methods=["GET"]),
         Route("/_emulator/faults", faults, methods=["GET", "POST"]),
         Route("/_emulator/reset", reset, methods=["POST"]),

@@ -63,10 +63,13 @@ def requests_made(emulator: httpx.Client) -> dict[str, int]:
 
 
 @contextmanager
-def deciding(method: str, upstream: str, root: Path, **settings: Any) -> Iterator[tuple[httpx.Client, Path]]:
-    """A gateway deciding by ``method`` from Adobe's AB artifact, written to a file of its own."""
+def deciding(
+    method: str, upstream: str, root: Path, document: dict[str, Any] = ARTIFACT, **settings: Any
+) -> Iterator[tuple[httpx.Client, Path]]:
+    """A gateway deciding by ``method`` from one of Adobe's artifacts (the AB one unless told), written to
+    a file of its own."""
     artifact = root / "rules.json"
-    artifact.write_text(json.dumps(ARTIFACT))
+    artifact.write_text(json.dumps(document))
     with gateway(upstream, root, decisioning_method=method, decisioning_artifact=str(artifact), **settings) as client:
         yield client, artifact
 
@@ -130,6 +133,34 @@ def test_the_single_mbox_api_is_decided_on_device_and_counted(
         assert queued[0][telemetry.RIDING][0]["features"]["decisioningMethod"] == "on-device"
         other = client.post("/rest/v1/mbox", params={"client": "demo"}, json={"mbox": "home-hero", "tntId": "b2"})
         assert other.status_code == 200 and requests_made(emulator).get("delivery", 0) == 1, "the edge's mbox"
+
+
+def test_an_artifact_that_targets_by_geo_gets_the_place_of_the_address_once(
+    emulator: httpx.Client, emulator_url: str, tmp_path: Path
+) -> None:
+    """The emulator's geo lookup (``/v1/geo``, as Adobe's CDN answers it) knows 203.0.113.10 as San
+    Francisco, California, US; Adobe's geo artifact shows ``geo: true`` content there only."""
+    geo_artifact = json.loads((SCHEMA / "artifacts" / "TEST_ARTIFACT_GEO.json").read_text())
+
+    def view(visitor: str, address: str) -> dict[str, Any]:
+        body = {
+            "id": {"thirdPartyId": visitor},
+            "context": {"channel": "web", "geo": {"ipAddress": address}},
+            "execute": {"mboxes": [{"name": "mbox-geography", "index": 1}]},
+        }
+        answer = deliver(client, body)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json()["execute"]["mboxes"][0])
+
+    with deciding("on-device", emulator_url, tmp_path, geo_artifact) as (client, _):
+        placed = view("geo-visitor-1", "203.0.113.10")
+        assert placed["options"][0]["content"]["geo"] is True
+        assert placed["options"][0]["responseTokens"]["geo.city"] == "SAN FRANCISCO"
+        assert view("geo-visitor-2", "203.0.113.10")["options"][0]["content"]["geo"] is True
+        assert readiness(client)["geoLookups"] == 1, "an address is looked up once"
+        elsewhere = view("geo-visitor-3", "192.0.2.44")  # an address the lookup places nowhere
+        assert all(option["content"].get("geo") is not True for option in elsewhere.get("options", []))
+        assert readiness(client)["geoLookups"] == 2
 
 
 def test_on_device_without_an_artifact_is_not_ready_and_answers_503(
@@ -226,10 +257,12 @@ def test_adobes_location_is_polled_with_if_none_match(cdn: ScriptedCdn, tmp_path
     as every Adobe host is (here a scripted one on loopback standing in for all of them)."""
     with gateway(cdn.url, tmp_path, decisioning_method="on-device", decisioning_polling_seconds=0.1) as client:
         assert deliver(client, LOCAL).status_code == 200
-        wait_for(lambda: len(cdn.asked) >= 3, timeout=10)
-        path, first_tag, host = cdn.asked[0]
+        # (the artifact targets by geo: the visitor's address is looked up at /v1/geo on the same host)
+        artifact_reads = lambda: [asked for asked in cdn.asked if asked[0].endswith("rules.json")]  # noqa: E731
+        wait_for(lambda: len(artifact_reads()) >= 3, timeout=10)
+        path, first_tag, host = artifact_reads()[0]
         assert (path, first_tag, host) == ("/demo/production/v1/rules.json", None, "assets.adobetarget.com")
-        assert all(tag == '"v1"' for _, tag, _ in cdn.asked[1:]), "asked again with If-None-Match"
+        assert all(tag == '"v1"' for _, tag, _ in artifact_reads()[1:]), "asked again with If-None-Match"
         check = readiness(client)
         assert check["version"] == "1.0.0" and check["ageSeconds"] < 5
         time.sleep(0.3)
