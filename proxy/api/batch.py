@@ -1,7 +1,8 @@
 """The batch mbox API: ``POST /rest/v2/batchmbox``.
 
-Notifications sent alone are taken over and delivered by the gateway; anything else goes upstream as it
-is, on the visitor's edge, with the edge and tntId learned from the answer.
+Notifications sent alone are taken over and delivered by the gateway; views the rules artifact can decide
+are decided on device (with ``decisioning_method`` on-device or hybrid); anything else goes upstream as
+it is, on the visitor's edge, with the edge and tntId learned from the answer.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import time
 import uuid
 from typing import Any
+
+import orjson
 
 from proxy.api import validation
 from proxy.api.replies import CLICKED, answer, client_ids, take_over
@@ -37,11 +40,88 @@ class BatchMbox:
             # Notifications alone: the gateway takes them over and delivers them.
             await take_over(self.content, record, client, body.get("id"), [batch_notification(n) for n in notes])
             return answer({"requestId": str(uuid.uuid4()), "client": client, "id": client_ids(record, body.get("id"))})
+        if self.content.local is not None and decidable(body):
+            decided = await self.content.on_device(incoming, record, client, batch_to_delivery(body))
+            if decided is not None:
+                incoming.cache = "on-device"
+                incoming.visitor = record.visitor
+                return answer(batch_answer(body, record, client, decided))
         restore_ids(body.get("id"), record)
         query = f"?{incoming.query_string}" if incoming.query_string else ""
         document = await self.content.call(incoming, record, client, f"/rest/v2/batchmbox{query}", body)
         self.content.learn(document, document.get("id"), record, client)
         return answer(document)
+
+
+def decidable(body: dict[str, Any]) -> bool:
+    """Whether the artifact may decide a batch: views only (no clicks, no notifications, no profile
+    writes, orders or products, which only the edge takes)."""
+    if body.get("notifications") or body.get("profileParameters"):
+        return False
+    entries = [*(body.get("mboxes") or ()), *(body.get("prefetch") or ())]
+    return bool(entries) and not any(
+        entry["mbox"].endswith(CLICKED) or entry.get("order") or entry.get("product") for entry in entries
+    )
+
+
+def batch_to_delivery(body: dict[str, Any]) -> dict[str, Any]:
+    """The Delivery API request of a batch of views: its mboxes executed, its prefetch prefetched."""
+
+    def entries(key: str) -> list[dict[str, Any]]:
+        found = []
+        for entry in body.get(key) or ():
+            mbox: dict[str, Any] = {"index": entry["indexId"], "name": entry["mbox"]}
+            if entry.get("parameters"):
+                mbox["parameters"] = {str(k): str(v) for k, v in entry["parameters"].items()}
+            found.append(mbox)
+        return found
+
+    request: dict[str, Any] = {"context": {"channel": "web"}}
+    if body.get("id"):
+        request["id"] = body["id"]
+    if body.get("mboxes"):
+        request["execute"] = {"mboxes": entries("mboxes")}
+    if body.get("prefetch"):
+        request["prefetch"] = {"mboxes": entries("prefetch")}
+    return request
+
+
+def batch_answer(body: dict[str, Any], record: Any, client: str, decided: dict[str, Any]) -> dict[str, Any]:
+    """A Delivery answer decided on device, as the batch mbox API answers: each mbox's content (JSON
+    offers as their text unless ``contentAsJson``), prefetched ones with their event tokens."""
+    as_json = bool(body.get("contentAsJson"))
+
+    def content(options: list[dict[str, Any]]) -> Any:
+        for option in options:
+            if option.get("content") is not None:
+                value = option["content"]
+                return value if as_json or isinstance(value, str) else orjson.dumps(value).decode()
+        return ""
+
+    result: dict[str, Any] = {
+        "requestId": decided.get("requestId") or str(uuid.uuid4()),
+        "client": client,
+        "id": client_ids(record, body.get("id")),
+        "contentAsJson": as_json,
+    }
+    executed = (decided.get("execute") or {}).get("mboxes") or []
+    if executed:
+        result["mboxResponses"] = [
+            {"indexId": mbox.get("index"), "mbox": mbox.get("name"), "content": content(mbox.get("options") or [])}
+            for mbox in executed
+        ]
+    prefetched = (decided.get("prefetch") or {}).get("mboxes") or []
+    if prefetched:
+        responses = []
+        for mbox in prefetched:
+            options = mbox.get("options") or []
+            response = {"indexId": mbox.get("index"), "mbox": mbox.get("name"), "content": content(options)}
+            tokens = [option["eventToken"] for option in options if option.get("eventToken")]
+            if tokens:
+                response["eventTokens"] = tokens
+            responses.append(response)
+        result["prefetchResponses"] = responses
+    return result
 
 
 def batch_notification(note: dict[str, Any]) -> dict[str, Any]:

@@ -163,6 +163,35 @@ def test_an_artifact_that_targets_by_geo_gets_the_place_of_the_address_once(
         assert readiness(client)["geoLookups"] == 2
 
 
+def test_the_batch_mbox_api_is_decided_on_device_and_counted(
+    emulator: httpx.Client, emulator_url: str, tmp_path: Path
+) -> None:
+    with deciding("on-device", emulator_url, tmp_path) as (client, _):
+        before = requests_made(emulator)
+        body = {
+            "client": "demo",
+            "id": VISITOR,
+            "mboxes": [{"indexId": 0, "mbox": "mbox-magician"}],
+            "prefetch": [{"indexId": 1, "mbox": "mbox-magician"}],
+        }
+        batch = client.post("/rest/v2/batchmbox", json=body)
+        assert batch.status_code == 200, batch.text
+        answer = batch.json()
+        assert answer["client"] == "demo" and answer["contentAsJson"] is False
+        assert json.loads(answer["mboxResponses"][0]["content"]) == {"doMagic": True, "importantValue": 150}
+        assert answer["mboxResponses"][0]["indexId"] == 0
+        prefetched = answer["prefetchResponses"][0]
+        assert prefetched["indexId"] == 1 and prefetched["eventTokens"], "prefetched: its event token"
+        as_json = client.post("/rest/v2/batchmbox", json={**body, "contentAsJson": True}).json()
+        assert as_json["mboxResponses"][0]["content"] == {"doMagic": True, "importantValue": 150}
+        assert requests_made(emulator) == before, "decided on device"
+        queued = [record["p"] for record in stored(tmp_path / "notifications")]
+        assert [note["mbox"]["name"] for note in queued] == ["mbox-magician", "mbox-magician"], "each view counted"
+        clicked = {**body, "mboxes": [{"indexId": 0, "mbox": "mbox-magician-clicked"}], "prefetch": []}
+        assert client.post("/rest/v2/batchmbox", json=clicked).status_code == 200
+        assert requests_made(emulator).get("batchmbox", 0) == 1, "a click goes to the edge"
+
+
 def test_on_device_without_an_artifact_is_not_ready_and_answers_503(
     emulator: httpx.Client, emulator_url: str, tmp_path: Path
 ) -> None:
