@@ -39,7 +39,7 @@ class LocalDecisions:
         artifact = self.source.current
         if artifact is None:
             if self.method == ON_DEVICE:
-                raise ArtifactMissing("the rules artifact is not loaded yet")
+                raise ArtifactMissing("Unable to fulfill request; decisioning engine not ready (no rules artifact yet)")
             self.left_to_edge += 1
             return None
         if self.method == HYBRID:
