@@ -91,3 +91,22 @@ def test_the_quick_sdk_benchmark_counts_sdk_shaped_views_as_hits_and_delivers_th
     assert by_name["SDK-shaped views answered 200"]["passed"]
     assert by_name["telemetry entries at the emulator per entry sent"]["passed"]
     assert all(r["hit_rate"] == 1 for kind in ("plain", "sdk") for r in report["runs"][kind])
+
+
+def test_the_on_device_benchmark_runs_and_reports_each_kind() -> None:
+    """``loadtests/bench_on_device.py`` in one short round: server-side misses, hits and on-device misses
+    were each answered (none failed: the benchmark stops on any) and measured."""
+    run = subprocess.run(
+        [sys.executable, "-m", "loadtests.bench_on_device", "--rounds", "1", "--visitors", "100", "--seconds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    figures = dict(
+        part.strip().rsplit(" ", 1) for part in run.stdout.split("round 1: ", 1)[1].splitlines()[0].split(",")
+    )
+    kinds = ("server_side_miss_us", "hit_us", "on_device_miss_us", "hits_per_s", "on_device_per_s")
+    assert all(float(figures[kind]) > 0 for kind in kinds), figures
+    assert "hits/s over on-device misses/s" in run.stdout
