@@ -11,10 +11,9 @@ import time
 import uuid
 from typing import Any
 
-import orjson
-
 from proxy.api import validation
 from proxy.api.replies import CLICKED, answer, client_ids, take_over
+from proxy.content import translate
 from proxy.content.affinity import restore_ids
 from proxy.content.service import ContentService
 from proxy.content.visitors import VisitorIds
@@ -91,13 +90,6 @@ def batch_answer(body: dict[str, Any], record: Any, client: str, decided: dict[s
     offers as their text unless ``contentAsJson``), prefetched ones with their event tokens."""
     as_json = bool(body.get("contentAsJson"))
 
-    def content(options: list[dict[str, Any]]) -> Any:
-        for option in options:
-            if option.get("content") is not None:
-                value = option["content"]
-                return value if as_json or isinstance(value, str) else orjson.dumps(value).decode()
-        return ""
-
     result: dict[str, Any] = {
         "requestId": decided.get("requestId") or str(uuid.uuid4()),
         "client": client,
@@ -107,7 +99,11 @@ def batch_answer(body: dict[str, Any], record: Any, client: str, decided: dict[s
     executed = (decided.get("execute") or {}).get("mboxes") or []
     if executed:
         result["mboxResponses"] = [
-            {"indexId": mbox.get("index"), "mbox": mbox.get("name"), "content": content(mbox.get("options") or [])}
+            {
+                "indexId": mbox.get("index"),
+                "mbox": mbox.get("name"),
+                "content": translate.option_content(mbox.get("options") or [], as_json),
+            }
             for mbox in executed
         ]
     prefetched = (decided.get("prefetch") or {}).get("mboxes") or []
@@ -115,7 +111,11 @@ def batch_answer(body: dict[str, Any], record: Any, client: str, decided: dict[s
         responses = []
         for mbox in prefetched:
             options = mbox.get("options") or []
-            response = {"indexId": mbox.get("index"), "mbox": mbox.get("name"), "content": content(options)}
+            response = {
+                "indexId": mbox.get("index"),
+                "mbox": mbox.get("name"),
+                "content": translate.option_content(options, as_json),
+            }
             tokens = [option["eventToken"] for option in options if option.get("eventToken")]
             if tokens:
                 response["eventTokens"] = tokens

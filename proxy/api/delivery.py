@@ -60,9 +60,7 @@ class DeliveryApi:
         if decided is not None:
             incoming.cache = "on-device"
             incoming.visitor = record.visitor
-            if accepted:
-                decided["notifications"] = [{"id": note["id"]} for note in accepted]
-            return answer(decided)
+            return self.render(body, record, client, accepted, Decision("on-device", [], decided))
         context = delivery_context(body)
         cacheable = context is not None and record.visitor is not None
         mboxes = (body.get("execute") or {}).get("mboxes") or []

@@ -255,12 +255,13 @@ class ContentService:
         carrying the decision's telemetry."""
         if self.local is None:
             return None
-        if self.geo is not None and self.geo.needed(request) and self.local.geo_wanted(request):
+        plan = self.local.plan(request)
+        if plan is None:
+            return None
+        if plan.artifact.geo_targeting and self.geo is not None and self.geo.needed(request):
             request = await self.geo.resolve(request, visitor_address(origin))
         given = request.get("id") or ({"tntId": record.tnt_id} if record.tnt_id else {})
-        decided = self.local.decide(client, {**request, "id": given}, record.session_id)
-        if decided is None:
-            return None
+        decided = self.local.decide(plan, client, {**request, "id": given}, record.session_id)
         answer = decided.response
         if record.visitor is None:  # a visitor first seen here: known from now on by the id decided for it
             tnt_id = VisitorIds.parse(answer["id"]).tnt_id

@@ -87,13 +87,14 @@ def delivery_order(order: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def option_content(options: list[dict[str, Any]]) -> str:
-    """The single mbox API's ``content``: the first option's content, JSON offers as their text."""
+def option_content(options: list[dict[str, Any]], as_json: bool = False) -> Any:
+    """The single and batch mbox APIs' ``content``: the first option's content, JSON offers as their text
+    (as they are, with the batch API's ``contentAsJson``)."""
     for option in options:
         content = option.get("content")
         if content is None:
             continue
-        return content if isinstance(content, str) else orjson.dumps(content).decode()
+        return content if as_json or isinstance(content, str) else orjson.dumps(content).decode()
     return ""
 
 

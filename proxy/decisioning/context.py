@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import mmh3
@@ -151,7 +152,7 @@ GEO_HEADERS = {
 }
 
 
-def geo_from_headers(headers: dict[str, Any]) -> dict[str, Any]:
+def geo_from_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
     """The geo of the edge's lookup answer (its ``x-geo-*`` headers), as a request's ``context.geo``."""
     geo: dict[str, Any] = {}
     for header, key in GEO_HEADERS.items():
@@ -234,18 +235,13 @@ def visitor_id(ids: dict[str, Any]) -> str | None:
     return ids.get("marketingCloudVisitorId") or tnt or ids.get("thirdPartyId") or None
 
 
-_allocations: dict[str, float] = {}
-
-
 def allocation(client: str, activity_id: Any, visitor: str) -> float:
     """The visitor's place (0-100, two decimals) in an activity's 10,000 buckets: MurmurHash3 (32 bits) of
     ``<client>.<activityId>.<visitorId>.0`` as UTF-16 code units, as Adobe's engine computes it."""
-    device = f"{client}.{activity_id}.{visitor}.{CAMPAIGN_BUCKET_SALT}"
-    known = _allocations.get(device)
-    if known is None:
-        bucket = abs(mmh3.hash(device.encode("utf-16-le"), 0, signed=True)) % TOTAL_BUCKETS
-        known = round(bucket / TOTAL_BUCKETS * 100 * 100) / 100
-        if len(_allocations) > 100_000:
-            _allocations.clear()
-        _allocations[device] = known
-    return known
+    return _allocation(f"{client}.{activity_id}.{visitor}.{CAMPAIGN_BUCKET_SALT}")
+
+
+@functools.lru_cache(maxsize=100_000)
+def _allocation(device: str) -> float:
+    bucket = abs(mmh3.hash(device.encode("utf-16-le"), 0, signed=True)) % TOTAL_BUCKETS
+    return round(bucket / TOTAL_BUCKETS * 100 * 100) / 100

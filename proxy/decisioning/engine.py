@@ -58,8 +58,6 @@ class Decided:
 
     response: dict[str, Any]
     notifications: list[dict[str, Any]] = field(default_factory=list)
-    remote_mboxes: list[str] = field(default_factory=list)
-    remote_views: list[str] = field(default_factory=list)
 
 
 def valid_ids(ids: dict[str, Any] | None) -> dict[str, Any]:
@@ -82,15 +80,17 @@ def decide(
     now_ms: int,
     session_id: str | None = None,
     artifact_trace: dict[str, Any] | None = None,
+    remote: tuple[list[str], list[str]] | None = None,
 ) -> Decided:
     """``request`` with its geo already resolved (``context.geo``); ``session_id`` and ``artifact_trace``
-    (where the artifact came from) for the trace a request may ask for."""
+    (where the artifact came from) for the trace a request may ask for; ``remote``: the artifact's
+    ``remote_needs`` of the request, when already known."""
     request = {**request, "id": valid_ids(request.get("id")), "requestId": request.get("requestId") or uuid.uuid4().hex}
     decision = Decision(artifact, client, request, now_ms)
     if request.get("trace") is not None:
         about = artifact_trace if artifact_trace is not None else {"artifactVersion": artifact.version, **artifact.meta}
         decision.trace = trace_header(client, request, session_id, about)
-    return decision.run()
+    return decision.run(remote if remote is not None else artifact.remote_needs(request))
 
 
 class Decision:
@@ -108,8 +108,8 @@ class Decision:
         self._counted: set[str] = set()
         self.add_tokens = response_tokens(self.context, artifact.response_tokens)
 
-    def run(self) -> Decided:
-        remote_mboxes, remote_views = self.artifact.remote_needs(self.request)
+    def run(self, remote: tuple[list[str], list[str]]) -> Decided:
+        remote_mboxes, remote_views = remote
         response: dict[str, Any] = {
             "status": 206 if remote_mboxes or remote_views else 200,
             "remoteMboxes": remote_mboxes,
@@ -125,7 +125,7 @@ class Decision:
         prefetch = self.decisions("prefetch", [prepare_prefetch, *common])
         if prefetch is not None:
             response["prefetch"] = prefetch
-        return Decided(response, self.notifications, remote_mboxes, remote_views)
+        return Decided(response, self.notifications)
 
     # --- one mode (execute or prefetch) -------------------------------------------------------------------
 

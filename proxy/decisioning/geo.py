@@ -47,9 +47,7 @@ class GeoLookup:
                 logger.warning("geo lookup of an address failed: %s", exc.message)
                 return request
             self.lookups += 1
-            found = (
-                geo_from_headers({k.lower(): v for k, v in response.headers.items()}) if response.status == 200 else {}
-            )
+            found = geo_from_headers(response.headers) if response.status == 200 else {}
             self._known[address] = found
         context["geo"] = {**geo, **found}
         return {**request, "context": context}

@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from proxy.decisioning.artifact import Artifact
 from proxy.decisioning.engine import Decided, decide
 from proxy.decisioning.source import ArtifactSource
 from proxy.failures import ArtifactMissing
 
 ON_DEVICE = "on-device"
 HYBRID = "hybrid"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A request the artifact will decide: the artifact, and the mboxes and views only the edge can."""
+
+    artifact: Artifact
+    remote: tuple[list[str], list[str]]
 
 
 class LocalDecisions:
@@ -26,28 +36,24 @@ class LocalDecisions:
         self.decided = 0
         self.left_to_edge = 0
 
-    def geo_wanted(self, request: dict[str, Any]) -> bool:
-        """Whether the artifact targets by geo and would decide this request (so its place matters)."""
-        artifact = self.source.current
-        if artifact is None or not artifact.geo_targeting:
-            return False
-        return self.method == ON_DEVICE or not any(artifact.remote_needs(request))
-
-    def decide(self, client: str, request: dict[str, Any], session_id: str | None = None) -> Decided | None:
-        """The request decided from the artifact, or None when the edge decides it (raises
-        ArtifactMissing on device only, with no artifact yet)."""
+    def plan(self, request: dict[str, Any]) -> Plan | None:
+        """The artifact that decides the request and what of it only the edge can decide; None when the
+        edge decides all of it (raises ArtifactMissing on device only, with no artifact yet)."""
         artifact = self.source.current
         if artifact is None:
             if self.method == ON_DEVICE:
                 raise ArtifactMissing("Unable to fulfill request; decisioning engine not ready (no rules artifact yet)")
             self.left_to_edge += 1
             return None
-        if self.method == HYBRID:
-            remote_mboxes, remote_views = artifact.remote_needs(request)
-            if remote_mboxes or remote_views:
-                self.left_to_edge += 1
-                return None
+        remote = artifact.remote_needs(request)
+        if self.method == HYBRID and any(remote):
+            self.left_to_edge += 1
+            return None
+        return Plan(artifact, remote)
+
+    def decide(self, plan: Plan, client: str, request: dict[str, Any], session_id: str | None = None) -> Decided:
+        """The request decided by its plan's artifact (the one in use when it was planned)."""
         self.decided += 1
         now_ms = int(self.wall_clock() * 1000)
         about = self.source.trace() if request.get("trace") is not None else None
-        return decide(artifact, client, request, now_ms, session_id, about)
+        return decide(plan.artifact, client, request, now_ms, session_id, about, plan.remote)

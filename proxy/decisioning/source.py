@@ -106,7 +106,7 @@ class ArtifactSource:
             return None
         if response.status != 200:
             raise OSError(f"answered {response.status}")
-        return Artifact.parse(orjson.loads(response.body)), response.headers.get("etag") or response.headers.get("ETag")
+        return Artifact.parse(orjson.loads(response.body)), response.headers.get("etag")
 
     def _read_file(self) -> tuple[Artifact, str | None] | None:
         path = Path(self.location)
