@@ -1,5 +1,6 @@
-"""The emulator's HTTP surface: Target's edge paths, IMS, the Target Admin API, Experience Platform's
-activation / segment / export / external-audience APIs, and the ``/_emulator/*`` control endpoints.
+"""The emulator's HTTP surface: Target's edge paths, the CDN's (rules artifact, geo lookup), IMS, the Target
+Admin API, Experience Platform's activation / segment / export / external-audience APIs, and the
+``/_emulator/*`` control endpoints.
 
 Control endpoints (never counted, never faulted):
 - ``GET /_emulator/stats``, ``GET|POST /_emulator/faults``, ``POST /_emulator/reset``;
@@ -30,6 +31,7 @@ from proxy.emulator.activation import Activation
 from proxy.emulator.admin import AdminApi
 from proxy.emulator.aep import AepWorld
 from proxy.emulator.aep_jobs import ProfileJobs
+from proxy.emulator.artifact import Publisher
 from proxy.emulator.bulk_profiles import BulkUpdates
 from proxy.emulator.catalog import Catalog
 from proxy.emulator.clock import Clock
@@ -96,12 +98,9 @@ class EmulatorState:
         self.settings = settings
         self.catalog = Catalog.load(settings.catalog)
         self.profiles = ProfileStore(settings.replication_delay_ms / 1000)
-        self.edge = Edge(
-            self.catalog,
-            self.profiles,
-            TokenCodec(settings.token_secret),
-            settings.clusters,
-        )
+        codec = TokenCodec(settings.token_secret)
+        self.edge = Edge(self.catalog, self.profiles, codec, settings.clusters)
+        self.artifacts = Publisher(self.catalog, codec)
         self.bulk = BulkUpdates(self.profiles)
         # Admin and bulk profile calls a minute, per tenant / client code
         self.limiter = SlidingWindow(settings.admin_rate_per_minute, clock.now)
@@ -267,6 +266,19 @@ def create_emulator_app(settings: EmulatorSettings | None = None) -> Starlette:
         }
         return Response(b"{}", media_type="application/json", headers=headers)
 
+    async def rules_artifact(request: Request) -> Response:
+        """The catalog's rules artifact where Adobe's CDN publishes one, with an ETag that changes with the
+        catalog (If-None-Match answers 304 while it has not); every environment and property token gets
+        the same rules."""
+        client = request.path_params["client"]
+        if client != state.catalog.client:
+            raise EdgeError(404, f"no rules artifact for client {client}", "client")
+        headers = {"etag": state.artifacts.etag(), "cache-control": "max-age=300"}
+        if request.headers.get("if-none-match") == headers["etag"]:
+            return Response(status_code=304, headers=headers)
+        body = state.artifacts.body(request.path_params["environment"])
+        return Response(body, media_type="application/json", headers=headers)
+
     async def clock_control(request: Request) -> Response:
         if request.method == "POST":
             body = checks.require_object(await read_json(request))
@@ -314,6 +326,8 @@ def create_emulator_app(settings: EmulatorSettings | None = None) -> Starlette:
         Route("/m2/{client}/profile/batchUpdate", profile_batch_update, methods=["POST"]),
         Route("/m2/{client}/v2/profile/batchStatus", profile_batch_status, methods=["GET"]),
         Route("/v1/geo", geo_lookup, methods=["GET"]),
+        Route("/{client}/{environment}/v1/rules.json", rules_artifact, methods=["GET"]),
+        Route("/{client}/{environment}/v1/{property_token}/rules.json", rules_artifact, methods=["GET"]),
         Route("/_emulator/stats", stats, methods=["GET"]),
         Route("/_emulator/faults", faults, methods=["GET", "POST"]),
         Route("/_emulator/reset", reset, methods=["POST"]),

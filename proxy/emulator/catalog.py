@@ -98,13 +98,15 @@ class Catalog:
         self._by_mbox = dict(by_mbox)
         self.version += 1
 
+    def approved_for(self, mbox: str) -> list[dict[str, Any]]:
+        """Approved activities with a location on this mbox, by priority, whatever their dates."""
+        return [a for a in self._by_mbox.get(mbox, ()) if a.get("state", "approved") in ACTIVE_STATES]
+
     def activities_for(self, mbox: str, at: datetime | None = None) -> list[dict[str, Any]]:
         """Live activities with a location on this mbox, by priority."""
         at = at or datetime.now(UTC)
         live = []
-        for activity in self._by_mbox.get(mbox, ()):
-            if activity.get("state", "approved") not in ACTIVE_STATES:
-                continue
+        for activity in self.approved_for(mbox):
             starts, ends = parse_time(activity.get("startsAt")), parse_time(activity.get("endsAt"))
             if (starts and at < starts) or (ends and at > ends):
                 continue

@@ -14,7 +14,7 @@ from proxy.emulator import checks, tables
 from proxy.emulator.catalog import GLOBAL_MBOX, Catalog
 from proxy.emulator.decisioning import CLICKED_SUFFIX, Decider, Decision
 from proxy.emulator.errors import EdgeError
-from proxy.emulator.profiles import Profile, ProfileStore
+from proxy.emulator.profiles import Profile, ProfileStore, split_tnt_id
 from proxy.emulator.rules import RuleContext
 from proxy.emulator.stats import Stats
 from proxy.emulator.tokens import EventToken, TokenCodec, TokenError
@@ -59,6 +59,14 @@ class Edge:
         assert profile is not None
         return profile, created
 
+    @staticmethod
+    def _allocated(profile: Profile, ids: dict[str, Any]) -> str:
+        """Whom a request's decisions are allocated to, as Target picks it (on device too): the Experience
+        Cloud id, else the tntId without its location hint, else the third-party id; else the new profile's."""
+        tnt_id = ids.get("tntId")
+        tnt_id = split_tnt_id(str(tnt_id))[0] if tnt_id else None
+        return str(ids.get("marketingCloudVisitorId") or tnt_id or ids.get("thirdPartyId") or profile.tnt_id)
+
     def _context(
         self,
         profile: Profile,
@@ -101,8 +109,15 @@ class Edge:
         return decoded
 
     def _notify(
-        self, kind: str, tokens: list[EventToken], notification_id: str | None, impression_id: str | None
+        self,
+        kind: str,
+        tokens: list[EventToken],
+        notification_id: str | None,
+        impression_id: str | None,
+        visitor: str,
     ) -> None:
+        """Count a notification once; a token of the rules artifact names no visitor (it is the same for
+        every visitor shown the experience): the request's is the one counted."""
         if not self.stats.first_notification(notification_id):
             return
         if kind == "click":
@@ -119,7 +134,7 @@ class Edge:
                 if metric and metric.get("conversion"):
                     self.stats.activity_event(token.activity_id, "conversions", token.experience_id)
             else:
-                self.stats.impression(token.activity_id, token.experience_id, token.visitor, impression_id)
+                self.stats.impression(token.activity_id, token.experience_id, token.visitor or visitor, impression_id)
 
     @staticmethod
     def _ids_answer(profile: Profile, ids: dict[str, Any], *, always_tnt: bool) -> dict[str, str]:
@@ -149,10 +164,11 @@ class Edge:
             location.get("pageURL"),
             self._geo(location.get("ipAddress")),
         )
-        name, visitor = body["mbox"], profile.visitor_key
+        name, visitor = body["mbox"], self._allocated(profile, body)
         clicked = checks.boolean_flag(body.get("clicked"), "clicked") or name.endswith(CLICKED_SUFFIX)
         name = name.removesuffix(CLICKED_SUFFIX)
         self.stats.mbox_requested(name, body.get("mboxParameters"))
+        self.stats.decisions += 1
         decision = self.decider.decide(name, visitor, ctx)
         if clicked:
             self._count_clicked(name, visitor, ctx)
@@ -182,10 +198,12 @@ class Edge:
         profile, _ = self._visitor(call, ids)
         if body.get("profileParameters"):
             self.profiles.write(profile, body["profileParameters"], call.cluster)
-        visitor, as_json = profile.visitor_key, bool(body.get("contentAsJson"))
+        visitor, as_json = self._allocated(profile, ids), bool(body.get("contentAsJson"))
+        if body.get("mboxes") or body.get("prefetch"):
+            self.stats.decisions += 1
         for note, tokens in notes:
             kind = "click" if str(note.get("mbox", "")).endswith(CLICKED_SUFFIX) else "display"
-            self._notify(kind, tokens, note.get("id"), note.get("impressionId"))
+            self._notify(kind, tokens, note.get("id"), note.get("impressionId"), visitor)
         executed = []
         for entry in body.get("mboxes") or []:
             name = entry["mbox"]
@@ -250,7 +268,9 @@ class Edge:
             for details in [part.get("pageLoad") or {}, *(part.get("mboxes") or [])]:
                 if details.get("profileParameters"):
                     self.profiles.write(profile, details["profileParameters"], call.cluster)
-        visitor = profile.visitor_key
+        visitor = self._allocated(profile, ids)
+        if body.get("execute") or body.get("prefetch"):
+            self.stats.decisions += 1
         impression_id = body.get("impressionId")
 
         def ctx_for(details: dict[str, Any]) -> RuleContext:
@@ -325,7 +345,7 @@ class Edge:
             result["prefetch"] = fetched
         if notes:
             for note, tokens in notes:
-                self._notify(note["type"], tokens, note["id"], note.get("impressionId"))
+                self._notify(note["type"], tokens, note["id"], note.get("impressionId"), visitor)
             result["notifications"] = [{"id": note["id"]} for note, _ in notes]
         return result
 

@@ -32,6 +32,7 @@ _ROUTES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^/m2/[^/]+/(v2/)?profile/batchUpdate/?$"), "profile_batch_update"),
     (re.compile(r"^/m2/[^/]+/v2/profile/batchStatus/?$"), "profile_batch_status"),
     (re.compile(r"^/ims/token/v3/?$"), "ims_token"),
+    (re.compile(r"^/[^/_][^/]*/[^/]+/v1/([^/]+/)?rules\.json$"), "rules_artifact"),
     (re.compile(r"^/[^/_][^/]*/target/"), "admin"),
     (re.compile(r"^/data/core/activation/"), "activation"),
     (re.compile(r"^/data/core/ups/"), "ups"),

@@ -47,11 +47,6 @@ class Profile:
     def edge_host(self) -> str:
         return edge_host(self.home)
 
-    @property
-    def visitor_key(self) -> str:
-        """The stable key used for allocation and event tokens."""
-        return self.tnt_id
-
 
 def edge_host(cluster: int) -> str:
     return f"mboxedge{cluster}.tt.omtrdc.net"

@@ -39,6 +39,7 @@ class Stats:
     def reset(self) -> None:
         self.requests: Counter[str] = Counter()
         self.impressions = 0
+        self.decisions = 0  # calls that asked for content (a notification alone decides nothing)
         self.display = 0
         self.click = 0
         self.duplicates = 0
@@ -89,6 +90,7 @@ class Stats:
         return {
             "requests": dict(self.requests),
             "impressions": self.impressions,
+            "decisions": self.decisions,
             "notifications": {"display": self.display, "click": self.click, "duplicates": self.duplicates},
             "tokens_issued": self.tokens_issued,
             "telemetry": {"entries": self.telemetry_entries},

@@ -40,11 +40,11 @@ def gateway(upstream: str, root: Path, **settings: Any) -> Iterator[httpx.Client
     from proxy.app import create_app
     from proxy.settings import Settings
 
+    settings = {"notification_max_delay_ms": 3_600_000, **settings}
     app = create_app(
         Settings(
             upstream=upstream,
             notification_store=root / "notifications",
-            notification_max_delay_ms=3_600_000,
             shutdown_grace_seconds=0,
             access_log=False,
             **settings,
@@ -80,6 +80,10 @@ def metric(client: httpx.Client, series: str) -> float:
         if line.startswith(series + " "):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{series} not on /metrics")
+
+
+def options(answer: dict[str, Any]) -> list[Any]:
+    return [option["content"] for option in answer.get("options", [])]
 
 
 def readiness(client: httpx.Client) -> dict[str, Any]:
@@ -296,3 +300,42 @@ def test_adobes_location_is_polled_with_if_none_match(cdn: ScriptedCdn, tmp_path
         assert check["version"] == "1.0.0" and check["ageSeconds"] < 5
         time.sleep(0.3)
         assert readiness(client)["ageSeconds"] < 5, "an unchanged artifact counts as read again"
+
+
+def test_on_the_emulators_own_artifact_new_visitors_cost_no_decision_upstream_and_count_once(
+    emulator: httpx.Client, emulator_url: str, tmp_path: Path
+) -> None:
+    """``on-device`` at Adobe's location, which the emulator serves from its catalog: new visitors through
+    the three wire APIs are decided without a decision call upstream, each executed decision's display
+    notification reaches the edge and is counted once, and the edge shows each visitor the same content."""
+    with gateway(emulator_url, tmp_path, decisioning_method="on-device", notification_max_delay_ms=20) as client:
+        assert readiness(client)["location"] == "https://assets.adobetarget.com/demo/production/v1/rules.json"
+        shown: list[tuple[dict[str, Any], list[Any]]] = []  # (the visitor's Delivery request, what it showed)
+        for n in range(90):
+            device = {"device": "mobile"} if n % 2 else {}
+            mboxes = [{"index": 1, "name": "home-hero"}, {"index": 2, "name": "kiosk-welcome", "parameters": device}]
+            if n % 3 == 0:  # no id at all: the gateway gives one
+                answer = deliver(client, {"context": {"channel": "web"}, "execute": {"mboxes": mboxes}}).json()
+                seen = [options(each) for each in answer["execute"]["mboxes"]]
+                ids = answer["id"]
+            elif n % 3 == 1:
+                ids = {"tntId": f"first-visit-{n}"}
+                single = {"mbox": "kiosk-welcome", "mboxParameters": device, **ids}
+                answer = client.post("/rest/v1/mbox", params={"client": "demo"}, json=single).json()
+                mboxes, seen = mboxes[1:], [[answer["content"]]]
+            else:
+                ids = {"tntId": f"first-visit-{n}"}
+                batch = {"client": "demo", "id": ids, "mboxes": [{"indexId": 0, "mbox": "home-hero"}]}
+                answer = client.post("/rest/v2/batchmbox", json=batch).json()
+                mboxes, seen = mboxes[:1], [[answer["mboxResponses"][0]["content"]]]
+            shown.append(({"id": ids, "context": {"channel": "web"}, "execute": {"mboxes": mboxes}}, seen))
+        executed = sum(len(seen) for _, seen in shown)
+        counted = wait_for(lambda: (s := emulator.get("/_emulator/stats").json())["impressions"] == executed and s)
+        assert counted["decisions"] == 0, "no new visitor cost a decision upstream"
+        assert counted["notifications"]["display"] >= 1 and counted["notifications"]["duplicates"] == 0
+        assert sum(a["impressions"] for a in counted["activities"].values()) == executed, "each counted once"
+        assert requests_made(emulator)["rules_artifact"] == 1
+    for n, (request, seen) in enumerate(shown):
+        asked = {"client": "demo", "sessionId": f"server-side-{n}"}
+        edge = emulator.post("/rest/v1/delivery", params=asked, json=request).json()
+        assert [options(each) for each in edge["execute"]["mboxes"]] == seen, request["id"]

@@ -133,14 +133,14 @@ def test_the_highest_priority_activity_wins() -> None:
 
 
 def test_the_allocation_bucket_is_stable_and_spread() -> None:
-    buckets = [allocation_bucket(200001, f"visitor-{n}") for n in range(20_000)]
+    buckets = [allocation_bucket("demo", 200001, f"visitor-{n}") for n in range(20_000)]
 
-    assert buckets[:50] == [allocation_bucket(200001, f"visitor-{n}") for n in range(50)]
+    assert buckets[:50] == [allocation_bucket("demo", 200001, f"visitor-{n}") for n in range(50)]
     assert all(0 <= b < 100 for b in buckets)
     for low in range(0, 100, 10):
         share = sum(low <= b < low + 10 for b in buckets) / len(buckets)
         assert share == pytest.approx(0.1, abs=0.01)
-    other_activity = [allocation_bucket(200002, f"visitor-{n}") for n in range(50)]
+    other_activity = [allocation_bucket("demo", 200002, f"visitor-{n}") for n in range(50)]
     assert other_activity != buckets[:50]  # each activity splits visitors on its own
 
 

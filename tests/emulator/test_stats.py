@@ -61,8 +61,17 @@ def test_the_stats_document(emulator: httpx.Client) -> None:
 
     document = stats(emulator)
 
-    assert set(document) == {"requests", "impressions", "notifications", "tokens_issued", "telemetry", "activities"}
+    assert set(document) == {
+        "requests",
+        "impressions",
+        "decisions",
+        "notifications",
+        "tokens_issued",
+        "telemetry",
+        "activities",
+    }
     assert document["telemetry"] == {"entries": 0}
+    assert document["decisions"] == 2
     assert document["impressions"] == 1
     assert document["notifications"] == {"display": 0, "click": 0, "duplicates": 0}
     hero = document["activities"]["200001"]
@@ -93,6 +102,7 @@ def test_a_reset_clears_counts_profiles_faults_and_seen_notifications(emulator: 
     assert stats(emulator) == {
         "requests": {},
         "impressions": 0,
+        "decisions": 0,
         "notifications": {"display": 0, "click": 0, "duplicates": 0},
         "tokens_issued": 0,
         "telemetry": {"entries": 0},
