@@ -30,6 +30,7 @@ HELP = {
     "upstream": "URL that upstream connections go to (unset: the embedded emulator)",
     "upstream_direct": "connect to the edge hosts themselves over HTTPS instead of starting the emulator",
     "client": "default Target client code",
+    "decisioning_method": "server-side, on-device (decide from the rules artifact) or hybrid",
     "emulator_host": "address the emulator listens on",
     "emulator_port": "port the emulator listens on (0: any free port)",
     "emulator_catalog": "catalog JSON (unset: the demo catalog)",
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     _option(serve, "--upstream-direct", "upstream_direct", action="store_true", default=None)
     _option(serve, "--client", "client")
     _option(serve, "--emulator-port", "emulator_port", type=int)
+    _option(serve, "--decisioning-method", "decisioning_method", choices=["server-side", "on-device", "hybrid"])
     _common(serve)
 
     upload = commands.add_parser(

@@ -74,3 +74,19 @@ def test_a_state_directory_it_cannot_write_is_one_line_before_listening(tmp_path
     assert result.stderr.startswith(f"target-proxy: cannot write the gateway's state in {blocker}"), result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "listening" not in result.stdout
+
+
+def test_serve_decides_on_device_from_the_embedded_emulators_artifact(tmp_path) -> None:
+    """The README's command: the gateway reads the emulator's artifact at Adobe's location and decides a
+    kiosk's first view without asking the edge for a decision."""
+    command = ["serve", "--port", "0", "--emulator-port", "0", "--decisioning-method", "on-device"]
+    server = ServerProcess(command, env=gateway_env(tmp_path))
+    server.start(expect=["gateway", "emulator"])
+    try:
+        view = {"mbox": "home-hero", "thirdPartyId": "kiosk-42"}
+        answer = httpx.post(f"{server.url}/rest/v1/mbox", params={"client": "demo"}, json=view, timeout=10)
+        assert answer.status_code == 200 and answer.json()["content"].startswith('<div class="hero">'), answer.text
+        stats = httpx.get(f"{server.urls['emulator']}/_emulator/stats").json()
+        assert stats["requests"].get("rules_artifact") == 1 and stats["decisions"] == 0
+    finally:
+        assert server.stop() == 0

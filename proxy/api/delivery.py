@@ -24,7 +24,8 @@ from proxy.notifications import telemetry
 
 # SDK telemetry (timings of earlier calls) is not among them: it cannot change content, and rides upstream
 # on the visitor's notifications (proxy.notifications.telemetry).
-UNCACHEABLE_DELIVERY_KEYS = ("prefetch", "trace", "qaMode", "preview")
+UNCACHEABLE_PREFETCH_KEYS = ("trace", "qaMode", "preview")
+UNCACHEABLE_DELIVERY_KEYS = ("prefetch", *UNCACHEABLE_PREFETCH_KEYS)
 UNCACHEABLE_MBOX_KEYS = ("profileParameters", "order", "product")
 
 
@@ -56,11 +57,6 @@ class DeliveryApi:
             if not body.get("execute") and not body.get("prefetch"):
                 incoming.cache = "accepted"
                 return answer(envelope(body, record, client, accepted))
-        decided = await self.content.on_device(incoming, record, client, body)
-        if decided is not None:
-            incoming.cache = "on-device"
-            incoming.visitor = record.visitor
-            return self.render(body, record, client, accepted, Decision("on-device", [], decided))
         context = delivery_context(body)
         cacheable = context is not None and record.visitor is not None
         mboxes = (body.get("execute") or {}).get("mboxes") or []
@@ -82,6 +78,12 @@ class DeliveryApi:
             if decision is not None:
                 incoming.cache = "hit"
                 return self.render(body, record, client, accepted, decision)
+        # What the request prefetches, decided on device, fills the visitor's cache.
+        decided = await self.content.on_device(incoming, record, client, body, delivery_context(body, "prefetch"))
+        if decided is not None:
+            incoming.cache = "on-device"
+            incoming.visitor = record.visitor
+            return self.render(body, record, client, accepted, Decision("on-device", [], decided))
         incoming.cache = "miss" if context is not None else "bypass"
         request = self.upstream_request(body, record, client, cacheable)
         query = {k: v for k, v in params.items() if k != "sessionId"}
@@ -156,15 +158,17 @@ def envelope(
     return document
 
 
-def delivery_context(body: dict[str, Any]) -> str | None:
+def delivery_context(body: dict[str, Any], section: str = "execute") -> str | None:
     """The cache context of a Delivery request that the cache may answer; None if it may not: only
     executed mboxes, no page load, no profile writes, orders or products, no trace, one set of mbox
-    parameters for all."""
-    execute = body.get("execute") or {}
-    mboxes = execute.get("mboxes") or []
-    if not mboxes or execute.get("pageLoad") is not None:
+    parameters for all. Of its ``prefetch`` section: the context its prefetched mboxes may fill the
+    cache under, by the same rules."""
+    part = body.get(section) or {}
+    mboxes = part.get("mboxes") or []
+    if not mboxes or (section == "execute" and part.get("pageLoad") is not None):
         return None
-    if any(body.get(key) for key in UNCACHEABLE_DELIVERY_KEYS):
+    skipped = UNCACHEABLE_DELIVERY_KEYS if section == "execute" else UNCACHEABLE_PREFETCH_KEYS
+    if any(body.get(key) for key in skipped):
         return None
     parameters = mboxes[0].get("parameters") or {}
     for mbox in mboxes:

@@ -62,6 +62,12 @@ class SingleMbox:
             return (
                 self.render(body, record, decision) if decision else await self.forward(incoming, body, record, client)
             )
+        self.content.asked(client, view.names)
+        if plain:
+            decision = await self.content.from_cache(view)
+            if decision is not None:
+                incoming.cache = "hit"
+                return self.render(body, record, decision)
         if self.content.local is not None:
             # Decided on device when the artifact can: the view as a Delivery API request of its one mbox.
             request = translate.single_to_delivery(body, upstream_ids(record, body), [])
@@ -70,12 +76,6 @@ class SingleMbox:
                 incoming.cache = "on-device"
                 incoming.visitor = record.visitor
                 return self.render(body, record, Decision("on-device", [], decided))
-        self.content.asked(client, view.names)
-        if plain:
-            decision = await self.content.from_cache(view)
-            if decision is not None:
-                incoming.cache = "hit"
-                return self.render(body, record, decision)
         incoming.cache = "miss" if plain else "bypass"
         request = translate.single_to_delivery(body, upstream_ids(record, body), self.content.plan(client, [name]))
         miss = Miss(client, record, request, view.context, {"client": client})

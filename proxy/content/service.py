@@ -248,11 +248,17 @@ class ContentService:
     # --- on device ---------------------------------------------------------------------------------------
 
     async def on_device(
-        self, origin: Origin, record: SessionRecord, client: str, request: dict[str, Any]
+        self,
+        origin: Origin,
+        record: SessionRecord,
+        client: str,
+        request: dict[str, Any],
+        prefetch_context: str | None = None,
     ) -> dict[str, Any] | None:
         """A Delivery API request decided from the rules artifact (None: the edge decides it). What it
         executed is counted by its display notifications, queued durably before the answer, the first
-        carrying the decision's telemetry."""
+        carrying the decision's telemetry; what it prefetched fills the visitor's cache under
+        ``prefetch_context``, when there is one, as a miss's prefetch does."""
         if self.local is None:
             return None
         plan = self.local.plan(request)
@@ -272,6 +278,9 @@ class ContentService:
             notes = decided.notifications
             telemetry.carry(notes, [telemetry.on_device_entry(answer, request)])
             await self.accept(record, client, given, notes)
+        if prefetch_context is not None and record.visitor is not None and answer.get("prefetch"):
+            self.cache.fill(client, record.visitor, prefetch_context, translate.cached_mboxes(answer))
+            await self.cache.published()
         return answer
 
     # --- upstream ----------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from proxy.decisioning.context import geo_from_headers
 from proxy.notifications.log import stored
 from tests.decisioning.adobe_cases import Case, load, mismatches
 from tests.decisioning.test_engine import NOT_YET
-from tests.inprocess import serve_in_thread
+from tests.inprocess import serving_many
 from tests.servers import ServerProcess
 
 CASES = load()
@@ -50,39 +50,34 @@ class OnDevice:
 @pytest.fixture(scope="module")
 def gateways(
     tmp_path_factory: pytest.TempPathFactory, emulator_process: ServerProcess
-) -> Iterator[dict[str, OnDevice]]:
-    """A gateway per artifact and client, made when a case first needs it."""
-    from contextlib import ExitStack
-
+) -> Iterator[Callable[[Case], OnDevice]]:
+    """A gateway of its own for each case, deciding from the case's artifact (a visitor's first view is
+    decided: cases share visitors, and a later case must not be answered from what an earlier prefetched
+    into the cache)."""
     from proxy.app import create_app
     from proxy.settings import Settings
 
-    made: dict[str, OnDevice] = {}
-    with ExitStack() as stack:
+    with serving_many() as serve:
 
-        class Gateways(dict[str, OnDevice]):
-            def __missing__(self, key: str) -> OnDevice:
-                artifact_json, client = key.split("\n", 1)
-                root = tmp_path_factory.mktemp("on-device")
-                artifact = root / "rules.json"
-                artifact.write_text(artifact_json)
-                clock = Clock()
-                settings = Settings(
-                    upstream=emulator_process.url,
-                    client=client,
-                    notification_store=root / "notifications",
-                    notification_max_delay_ms=3_600_000,  # queued, not sent: the test reads them
-                    shutdown_grace_seconds=0,  # and leaves them there (the emulator issued none of their tokens)
-                    access_log=False,
-                    decisioning_method="on-device",
-                    decisioning_artifact=str(artifact),
-                )
-                app = create_app(settings, wall_clock=clock)
-                url = stack.enter_context(serve_in_thread(app))
-                self[key] = OnDevice(url, app, clock, root / "notifications")
-                return self[key]
+        def gateway(case: Case) -> OnDevice:
+            root = tmp_path_factory.mktemp("on-device")
+            artifact = root / "rules.json"
+            artifact.write_text(json.dumps(case.artifact))
+            clock = Clock()
+            settings = Settings(
+                upstream=emulator_process.url,
+                client=case.client,
+                notification_store=root / "notifications",
+                notification_max_delay_ms=3_600_000,  # queued, not sent: the test reads them
+                shutdown_grace_seconds=0,  # and leaves them there (the emulator issued none of their tokens)
+                access_log=False,
+                decisioning_method="on-device",
+                decisioning_artifact=str(artifact),
+            )
+            app = create_app(settings, wall_clock=clock)
+            return OnDevice(serve(app), app, clock, root / "notifications")
 
-        yield Gateways(made)
+        yield gateway
 
 
 def marked(case: Case) -> object:
@@ -91,8 +86,10 @@ def marked(case: Case) -> object:
 
 
 @pytest.mark.parametrize("case", [marked(case) for case in CASES])
-def test_adobes_case_through_the_gateway(case: Case, gateways: dict[str, OnDevice], emulator: httpx.Client) -> None:
-    gateway = gateways[json.dumps(case.artifact) + "\n" + case.client]
+def test_adobes_case_through_the_gateway(
+    case: Case, gateways: Callable[[Case], OnDevice], emulator: httpx.Client
+) -> None:
+    gateway = gateways(case)
     gateway.clock.ms = case.now_ms
     request = copy.deepcopy(case.request)
     if case.geo_headers:  # the edge's geo lookup for the request's address, as the case mocks it

@@ -339,3 +339,23 @@ def test_on_the_emulators_own_artifact_new_visitors_cost_no_decision_upstream_an
         asked = {"client": "demo", "sessionId": f"server-side-{n}"}
         edge = emulator.post("/rest/v1/delivery", params=asked, json=request).json()
         assert [options(each) for each in edge["execute"]["mboxes"]] == seen, request["id"]
+
+
+def test_what_is_prefetched_on_device_fills_the_cache_and_a_later_view_of_it_is_a_hit(
+    emulator: httpx.Client, emulator_url: str, tmp_path: Path
+) -> None:
+    """A visitor's prefetched decisions are kept with their event tokens, as a miss's prefetch is: the
+    view that shows one later is answered from the cache, and its display notification counts it."""
+    visitor = {"id": {"tntId": "prefetching-visitor"}, "context": {"channel": "web"}}
+    hero = [{"index": 1, "name": "home-hero", "parameters": {"screen": "wide"}}]
+    with gateway(emulator_url, tmp_path, decisioning_method="on-device", notification_max_delay_ms=20) as client:
+        hits = 'target_proxy_cache_lookups_total{outcome="hit"}'
+        before = metric(client, hits)
+        prefetched = deliver(client, {**visitor, "prefetch": {"mboxes": hero}}).json()["prefetch"]["mboxes"][0]
+        assert prefetched["options"][0]["eventToken"]
+        shown = deliver(client, {**visitor, "execute": {"mboxes": hero}}).json()["execute"]["mboxes"][0]
+        other_context = deliver(client, {**visitor, "execute": {"mboxes": [{"index": 1, "name": "home-hero"}]}})
+        assert metric(client, hits) == before + 1, "the view with the prefetch's context only"
+        counted = wait_for(lambda: (s := emulator.get("/_emulator/stats").json())["impressions"] == 2 and s)
+    assert options(shown) == options(prefetched) == options(other_context.json()["execute"]["mboxes"][0])
+    assert counted["decisions"] == 0 and counted["notifications"]["duplicates"] == 0
