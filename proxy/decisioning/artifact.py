@@ -10,8 +10,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from proxy.decisioning.logic import Compiled, compile_logic
+
 SUPPORTED_MAJOR_VERSION = 1
 DEFAULT_GLOBAL_MBOX = "target-global-mbox"
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What deciding by a rule needs, made once: its condition compiled, its consequence as JSON (each
+    decision shows a copy of its own)."""
+
+    condition: Compiled
+    consequence_json: bytes
+
+    @classmethod
+    def of(cls, rule: dict[str, Any]) -> Prepared:
+        return cls(compile_logic(rule.get("condition")), orjson.dumps(rule.get("consequence") or {}))
+
+    def consequence(self) -> dict[str, Any]:
+        return dict(orjson.loads(self.consequence_json))
 
 
 class UnsupportedArtifact(ValueError):
@@ -32,6 +52,12 @@ class Artifact:
     remote_views: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
     document: dict[str, Any] = field(default_factory=dict, repr=False)
+    prepared: dict[int, Prepared] = field(default_factory=dict, repr=False)  # by the rule's id()
+
+    def prepare(self, rule: dict[str, Any]) -> Prepared:
+        """The rule's condition, compiled, and its consequence as JSON, made when the artifact was read."""
+        prepared = self.prepared.get(id(rule))
+        return prepared if prepared is not None else Prepared.of(rule)
 
     @classmethod
     def parse(cls, document: Any) -> Artifact:
@@ -46,10 +72,19 @@ class Artifact:
         rules = document.get("rules") or {}
         if not isinstance(rules, dict):
             raise UnsupportedArtifact("rules must be an object")
+        mbox_rules = dict(rules.get("mboxes") or {})
+        view_rules = dict(rules.get("views") or {})
+        prepared = {
+            id(rule): Prepared.of(rule)
+            for listed in (*mbox_rules.values(), *view_rules.values())
+            if isinstance(listed, list)
+            for rule in listed
+            if isinstance(rule, dict)
+        }
         return cls(
             version=version,
-            mbox_rules=dict(rules.get("mboxes") or {}),
-            view_rules=dict(rules.get("views") or {}),
+            mbox_rules=mbox_rules,
+            view_rules=view_rules,
             response_tokens=tuple(document.get("responseTokens") or ()),
             global_mbox=document.get("globalMbox") or DEFAULT_GLOBAL_MBOX,
             geo_targeting=bool(document.get("geoTargetingEnabled")),
@@ -59,6 +94,7 @@ class Artifact:
             remote_views=tuple(document.get("remoteViews") or ()),
             meta=dict(document.get("meta") or {}),
             document=document,
+            prepared=prepared,
         )
 
     def remote_needs(self, request: dict[str, Any]) -> tuple[list[str], list[str]]:

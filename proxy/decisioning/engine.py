@@ -11,13 +11,10 @@ tokens; campaign macros (``${activity.name}``, ``${mbox.name}``...) are filled i
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
-from json_logic import jsonLogic
 
 from proxy.decisioning.artifact import Artifact
 from proxy.decisioning.context import allocation, mbox_context, page_context, request_context, visitor_id
@@ -60,6 +57,11 @@ class Decided:
     notifications: list[dict[str, Any]] = field(default_factory=list)
 
 
+def new_id() -> str:
+    """A new id (request, notification, impression, visitor): 128 random bits in hex, as a uuid4's."""
+    return secrets.token_hex(16)
+
+
 def valid_ids(ids: dict[str, Any] | None) -> dict[str, Any]:
     """The request's visitor ids; a new tntId when it has none of them (as Adobe's engine makes one)."""
     ids = dict(ids or {})
@@ -69,7 +71,7 @@ def valid_ids(ids: dict[str, Any] | None) -> dict[str, Any]:
         if isinstance(customer, dict) and customer.get("authenticatedState") == "authenticated"
     ]
     if not (ids.get("tntId") or ids.get("marketingCloudVisitorId") or authenticated or ids.get("thirdPartyId")):
-        ids["tntId"] = uuid.uuid4().hex
+        ids["tntId"] = new_id()
     return ids
 
 
@@ -85,7 +87,7 @@ def decide(
     """``request`` with its geo already resolved (``context.geo``); ``session_id`` and ``artifact_trace``
     (where the artifact came from) for the trace a request may ask for; ``remote``: the artifact's
     ``remote_needs`` of the request, when already known."""
-    request = {**request, "id": valid_ids(request.get("id")), "requestId": request.get("requestId") or uuid.uuid4().hex}
+    request = {**request, "id": valid_ids(request.get("id")), "requestId": request.get("requestId") or new_id()}
     decision = Decision(artifact, client, request, now_ms)
     if request.get("trace") is not None:
         about = artifact_trace if artifact_trace is not None else {"artifactVersion": artifact.version, **artifact.meta}
@@ -102,11 +104,13 @@ class Decision:
         self.trace: dict[str, Any] | None = None  # the trace's header, when the request asks for one
         self.tracer: RequestTracer | None = None  # the trace of the mode being decided
         self.context = request_context(request, now_ms)
-        self.visitor = visitor_id(request["id"]) or uuid.uuid4().hex
+        self.visitor = visitor_id(request["id"]) or new_id()
         self.property_token = (request.get("property") or {}).get("token")
         self.notifications: list[dict[str, Any]] = []
         self._counted: set[str] = set()
         self.add_tokens = response_tokens(self.context, artifact.response_tokens)
+        self._details_of: dict[str, Any] | None = None  # the mbox whose context is kept
+        self._details_context: dict[str, Any] = {}
 
     def run(self, remote: tuple[list[str], list[str]]) -> Decided:
         remote_mboxes, remote_views = remote
@@ -224,24 +228,34 @@ class Decision:
     def evaluate(
         self, rule: Rule, kind: str, details: dict[str, Any], steps: list[PostProcess]
     ) -> dict[str, Any] | None:
-        context = dict(self.context)
-        if details.get("address") is not None:
-            page = page_context(details["address"])
-            context["page"] = page
-            context["referring"] = page  # as Adobe's engine has it: the mbox's own address stands for both
-        context["mbox"] = mbox_context(details)
-        context["allocation"] = allocation(self.client, (rule.get("meta") or {}).get("activity.id"), self.visitor)
-        satisfied = truthy(jsonLogic(rule.get("condition"), context))
+        allocated = allocation(self.client, (rule.get("meta") or {}).get("activity.id"), self.visitor)
+        context = {**self.mbox_context(details), "allocation": allocated}
+        prepared = self.artifact.prepare(rule)
+        satisfied = truthy(prepared.condition(context))
         if self.tracer is not None:
             self.tracer.rule_evaluated(rule, context, satisfied)
         if not satisfied:
             return None
-        consequence = orjson.loads(orjson.dumps(rule.get("consequence") or {}))  # the rule stays as it is
+        consequence = prepared.consequence()  # a copy: the rule stays as it is
         if "index" in details:
             consequence["index"] = details["index"]
         for step in steps:
             consequence = step(rule, consequence, kind, details)
         return consequence
+
+    def mbox_context(self, details: dict[str, Any]) -> dict[str, Any]:
+        """The request's context with what an mbox (or view) adds: its parameters and its own address,
+        which stands for both the page and the referring one, as Adobe's engine has it (once per mbox)."""
+        if details is self._details_of:
+            return self._details_context
+        context = dict(self.context)
+        if details.get("address") is not None:
+            page = page_context(details["address"])
+            context["page"] = page
+            context["referring"] = page
+        context["mbox"] = mbox_context(details)
+        self._details_of, self._details_context = details, context
+        return context
 
     # --- what an executed decision counts ----------------------------------------------------------------
 
@@ -255,8 +269,8 @@ class Decision:
                 self._counted.add(key)
         if tokens:
             notification = {
-                "id": uuid.uuid4().hex,
-                "impressionId": uuid.uuid4().hex,
+                "id": new_id(),
+                "impressionId": new_id(),
                 "timestamp": self.now_ms,
                 "type": "display",
                 "mbox": {"name": shown.get("name")},
