@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +37,6 @@ def node(script: str, *args: str, env: dict[str, str] | None = None) -> dict[str
     )
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout)
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[ServerProcess]:
-    # README defaults, but notifications sent within a fraction of a second, so the test sees them arrive.
-    env = gateway_env(tmp_path, notification_max_delay_ms="200")
-    server = ServerProcess(["serve", "--port", "0", "--emulator-port", "0"], env=env).start(
-        expect=["gateway", "emulator"]
-    )
-    yield server
-    server.stop()
 
 
 def stats(server: ServerProcess) -> dict[str, Any]:
