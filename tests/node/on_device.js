@@ -1,7 +1,7 @@
 // Adobe's Node.js SDK deciding on device from a rules artifact (the emulator's, at Adobe's path), its
 // notifications sent through the gateway: prints, for each request, what each of its decisions showed,
 // and every address it called.
-const TargetClient = require("@adobe/target-nodejs-sdk");
+const readyClient = require("./ready_client");
 
 const gateway = process.argv[2]; // host:port
 const artifactLocation = process.argv[3];
@@ -12,25 +12,8 @@ const fetchApi = (url, options) => {
   calls.push(host + pathname);
   return fetch(url, options);
 };
-const logger = { debug() {}, error(...args) { console.error(...args); } };
-
-function create() {
-  return new Promise((resolve, reject) => {
-    const client = TargetClient.create({
-      client: "demo",
-      organizationId: "EMULATOR@AdobeOrg",
-      serverDomain: gateway,
-      secure: false,
-      decisioningMethod: "on-device",
-      artifactLocation,
-      pollingInterval: 0,
-      fetchApi,
-      logger,
-      events: { clientReady: () => resolve(client) },
-    });
-    setTimeout(() => reject(new Error("client not ready")), 10000);
-  });
-}
+const create = () =>
+  readyClient(gateway, { decisioningMethod: "on-device", artifactLocation, pollingInterval: 0, fetchApi });
 
 const shown = (decision) => (decision.options || []).map((option) => option.content);
 

@@ -1,6 +1,6 @@
 // Adobe's Node.js SDK (@adobe/target-nodejs-sdk) with its default settings, pointed at the gateway:
 // prints one JSON document with what each scenario got and every host it called.
-const TargetClient = require("@adobe/target-nodejs-sdk");
+const readyClient = require("./ready_client");
 
 const gateway = process.argv[2]; // host:port
 const hosts = [];
@@ -17,22 +17,7 @@ const fetchApi = (url, options) => {
   }
   return fetch(url, options);
 };
-const logger = { debug() {}, error(...args) { console.error(...args); } };
-
-function create() {
-  return new Promise((resolve, reject) => {
-    const client = TargetClient.create({
-      client: "demo",
-      organizationId: "EMULATOR@AdobeOrg",
-      serverDomain: gateway,
-      secure: false,
-      fetchApi,
-      logger,
-      events: { clientReady: () => resolve(client) },
-    });
-    setTimeout(() => reject(new Error("client not ready")), 5000);
-  });
-}
+const create = () => readyClient(gateway, { fetchApi }, 5000);
 
 const content = (response, kind) =>
   ((response.response[kind] || {}).mboxes || []).map((m) => ({
