@@ -60,13 +60,14 @@ def refresh_metrics(gateway: Gateway, sync: CounterSync) -> None:
     metrics.CIRCUIT_OPEN.set(1 if gateway.upstream.open_circuits else 0)
     sync.add(metrics.RATE_LIMITED.labels("activation"), "", gateway.guard.refused)
     metrics.TOKEN_AVAILABLE.set(1 if gateway.tokens.available else 0)
-    if gateway.artifacts is not None and gateway.content.local is not None:
-        artifact = gateway.artifacts.current
-        metrics.ARTIFACT_AGE.set(gateway.artifacts.age() if artifact else -1)
-        for version in gateway.artifacts.versions_seen:
+    local = gateway.content.local
+    if local is not None:
+        artifact = local.source.current
+        metrics.ARTIFACT_AGE.set(local.source.age() if artifact else -1)
+        for version in local.source.versions_seen:
             metrics.ARTIFACT_VERSION.labels(version).set(1 if artifact and version == artifact.version else 0)
-        sync.add(metrics.ON_DEVICE.labels("decided"), "", gateway.content.local.decided)
-        sync.add(metrics.ON_DEVICE.labels("edge"), "", gateway.content.local.left_to_edge)
+        sync.add(metrics.ON_DEVICE.labels("decided"), "", local.decided)
+        sync.add(metrics.ON_DEVICE.labels("edge"), "", local.left_to_edge)
 
 
 async def sweep_forever(gateway: Gateway) -> None:

@@ -77,17 +77,17 @@ class Gateway:
     access_log: AccessLog
     content: ContentService  # what visitors see, over the parts above
     shared: SharedParts | None  # with Redis: its connection and the stream's flusher
-    artifacts: ArtifactSource | None = None  # the rules artifact, when deciding on device
 
     def redis_check(self) -> dict[str, Any] | None:
         return self.shared.check() if self.shared is not None else None
 
     def decisioning_check(self) -> dict[str, Any] | None:
         """The rules artifact in use, when deciding on device (not ready on device only without one)."""
-        if self.artifacts is None or self.content.local is None:
+        local = self.content.local
+        if local is None:
             return None
-        status = self.artifacts.status()
-        method = self.content.local.method
+        status = local.source.status()
+        method = local.method
         loaded = status["ok"]
         status["method"] = method
         status["geoLookups"] = self.content.geo.lookups if self.content.geo is not None else 0
@@ -110,12 +110,12 @@ class Gateway:
         if self.shared is not None:
             await self.shared.start()
         self.access_log.start()
-        if self.artifacts is not None:
-            await self.artifacts.start()
+        if self.content.local is not None:
+            await self.content.local.source.start()
 
     async def stop(self) -> None:
-        if self.artifacts is not None:
-            await self.artifacts.stop()
+        if self.content.local is not None:
+            await self.content.local.source.stop()
         grace = self.settings.shutdown_grace_seconds
         if self.shared is not None:
             held = await self.shared.stop(grace)
@@ -154,9 +154,9 @@ def build_gateway(
     limiter = SessionLimiter(settings.session_max_concurrent)
     planner = PrefetchPlanner(settings.prefetch_groups, learn=settings.prefetch_learn)
     decisioning = settings.decisioning
-    artifacts = ArtifactSource(decisioning.artifact, decisioning.polling_s, upstream, clock)
     on_device = None
     if decisioning.method != "server-side":
+        artifacts = ArtifactSource(decisioning.artifact, decisioning.polling_s, upstream, clock)
         on_device = LocalDecisions(decisioning.method, artifacts, wall_clock)
     content = ContentService(
         upstream,
@@ -193,7 +193,6 @@ def build_gateway(
         ),
         content=content,
         shared=shared,
-        artifacts=artifacts if on_device is not None else None,
     )
 
 

@@ -89,38 +89,29 @@ def batch_answer(body: dict[str, Any], record: Any, client: str, decided: dict[s
     """A Delivery answer decided on device, as the batch mbox API answers: each mbox's content (JSON
     offers as their text unless ``contentAsJson``), prefetched ones with their event tokens."""
     as_json = bool(body.get("contentAsJson"))
-
     result: dict[str, Any] = {
         "requestId": decided.get("requestId") or str(uuid.uuid4()),
         "client": client,
         "id": client_ids(record, body.get("id")),
         "contentAsJson": as_json,
     }
-    executed = (decided.get("execute") or {}).get("mboxes") or []
-    if executed:
-        result["mboxResponses"] = [
-            {
-                "indexId": mbox.get("index"),
-                "mbox": mbox.get("name"),
-                "content": translate.option_content(mbox.get("options") or [], as_json),
-            }
-            for mbox in executed
-        ]
-    prefetched = (decided.get("prefetch") or {}).get("mboxes") or []
-    if prefetched:
-        responses = []
-        for mbox in prefetched:
-            options = mbox.get("options") or []
-            response = {
-                "indexId": mbox.get("index"),
-                "mbox": mbox.get("name"),
-                "content": translate.option_content(options, as_json),
-            }
-            tokens = [option["eventToken"] for option in options if option.get("eventToken")]
-            if tokens:
-                response["eventTokens"] = tokens
-            responses.append(response)
-        result["prefetchResponses"] = responses
+
+    def response(mbox: dict[str, Any], prefetched: bool) -> dict[str, Any]:
+        options = mbox.get("options") or []
+        found = {
+            "indexId": mbox.get("index"),
+            "mbox": mbox.get("name"),
+            "content": translate.option_content(options, as_json),
+        }
+        tokens = [option["eventToken"] for option in options if option.get("eventToken")] if prefetched else []
+        if tokens:
+            found["eventTokens"] = tokens
+        return found
+
+    for mode, key in (("execute", "mboxResponses"), ("prefetch", "prefetchResponses")):
+        mboxes = (decided.get(mode) or {}).get("mboxes") or []
+        if mboxes:
+            result[key] = [response(mbox, mode == "prefetch") for mbox in mboxes]
     return result
 
 

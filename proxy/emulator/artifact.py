@@ -179,7 +179,7 @@ class Publisher:
         built = self._built.get(environment)
         if built is None or built[0] != self.catalog.version:
             built = (self.catalog.version, orjson.dumps(self.document(environment)))
-            self._built = {**self._built, environment: built}
+            self._built[environment] = built
         return built[1]
 
     def document(self, environment: str) -> dict[str, Any]:
