@@ -39,8 +39,8 @@ class BatchMbox:
             # Notifications alone: the gateway takes them over and delivers them.
             await take_over(self.content, record, client, body.get("id"), [batch_notification(n) for n in notes])
             return answer({"requestId": str(uuid.uuid4()), "client": client, "id": client_ids(record, body.get("id"))})
-        if self.content.local is not None and decidable(body):
-            decided = await self.content.on_device(incoming, record, client, batch_to_delivery(body))
+        if self.content.on_device is not None and decidable(body):
+            decided = await self.content.on_device.decide(incoming, record, client, batch_to_delivery(body))
             if decided is not None:
                 incoming.cache = "on-device"
                 incoming.visitor = record.visitor

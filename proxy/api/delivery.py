@@ -79,7 +79,10 @@ class DeliveryApi:
                 incoming.cache = "hit"
                 return self.render(body, record, client, accepted, decision)
         # What the request prefetches, decided on device, fills the visitor's cache.
-        decided = await self.content.on_device(incoming, record, client, body, delivery_context(body, "prefetch"))
+        decided = None
+        if self.content.on_device is not None:
+            prefetched = delivery_context(body, "prefetch")
+            decided = await self.content.on_device.decide(incoming, record, client, body, prefetched)
         if decided is not None:
             incoming.cache = "on-device"
             incoming.visitor = record.visitor

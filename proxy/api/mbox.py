@@ -68,10 +68,10 @@ class SingleMbox:
             if decision is not None:
                 incoming.cache = "hit"
                 return self.render(body, record, decision)
-        if self.content.local is not None:
+        if self.content.on_device is not None:
             # Decided on device when the artifact can: the view as a Delivery API request of its one mbox.
             request = translate.single_to_delivery(body, upstream_ids(record, body), [])
-            decided = await self.content.on_device(incoming, record, client, request)
+            decided = await self.content.on_device.decide(incoming, record, client, request)
             if decided is not None:
                 incoming.cache = "on-device"
                 incoming.visitor = record.visitor

@@ -184,9 +184,13 @@ class InMemoryContentCache:
         return self._mbox_generations.get((client, mbox), 0), self._mbox_generations.get((None, mbox), 0)
 
     def _current(self, client: str, content: VisitorContent, mbox: str) -> bool:
-        return content.generation == self._generation(client) and content.mbox_generations.get(
-            mbox
-        ) == self._mbox_generation(client, mbox)
+        """Whether no purge came since the content was cached: its generations are the current ones (those
+        of ``_generation`` and ``_mbox_generation``, read here directly, as every view asks)."""
+        if content.generation != (self._all_generation, self._generations.get(client, 0)):
+            return False
+        generations = self._mbox_generations
+        current = (generations.get((client, mbox), 0), generations.get((None, mbox), 0))
+        return content.mbox_generations.get(mbox) == current
 
     async def prepare(self, client: str, visitor: str, context: str) -> None:
         """Nothing to bring in: all content is in this process's memory."""
@@ -196,7 +200,10 @@ class InMemoryContentCache:
 
     def lookup(self, client: str, visitor: str, context: str, mbox: str) -> CachedMbox | None:
         """A fresh entry for this view, sliding the visitor's expiry; None is a miss."""
-        content = self._visitors.get((client, visitor))
+        try:
+            content = self._visitors[(client, visitor)]  # (one call less than .get, on every view)
+        except KeyError:
+            content = None
         now = self.clock()
         if content is None or content.context != context or now > content.expires_at:
             self.counters.misses += 1

@@ -23,6 +23,8 @@ from proxy.content import translate
 from proxy.content.affinity import edge_host_for, learn_and_hide, upstream_ids
 from proxy.content.cache import CachedMbox, ContentCache
 from proxy.content.coalesce import SingleFlight
+from proxy.content.on_device import OnDevice
+from proxy.content.origin import Origin
 from proxy.content.prefetch import PrefetchPlanner
 from proxy.content.sessions import SessionLimiter, SessionRecord, SessionStore
 from proxy.content.visitors import VisitorIds
@@ -49,24 +51,6 @@ def unavailable(failure: Exception) -> bool:
     if isinstance(failure, UpstreamRefused):
         return failure.response.status in UNAVAILABLE
     return isinstance(failure, UpstreamUnavailable | SessionBusy)
-
-
-class Origin(Protocol):
-    """Where a request came from: what of it goes upstream with the calls made on its behalf."""
-
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-
-    @property
-    def client_host(self) -> str | None: ...
-
-
-def visitor_address(origin: Origin) -> str | None:
-    """The visitor's address: the first of X-Forwarded-For (a device behind a proxy), else the peer's."""
-    forwarded = origin.headers.get("x-forwarded-for")
-    if forwarded:
-        return forwarded.split(",", 1)[0].strip() or origin.client_host
-    return origin.client_host
 
 
 def view_notification(kind: str, entry: CachedMbox, impression_id: str | None = None) -> dict[str, Any]:
@@ -169,6 +153,12 @@ class ContentService:
     flight: SingleFlight = field(default_factory=SingleFlight)
     local: LocalDecisions | None = None  # deciding on device (``decisioning_method``), when not server-side
     geo: GeoLookup | None = None  # the place of a request's address, for an artifact that targets by geo
+    # The on-device source, over ``local``: None when the edge decides everything.
+    on_device: OnDevice | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.local is not None:
+            self.on_device = OnDevice(self.local, self.geo, self.sessions, self.cache, self.accept)
 
     # --- visitors --------------------------------------------------------------------------------------
 
@@ -244,44 +234,6 @@ class ContentService:
         elif view.telemetry:
             return None  # nothing queued to carry the telemetry: the view goes upstream with it
         return Decision(source, entries)
-
-    # --- on device ---------------------------------------------------------------------------------------
-
-    async def on_device(
-        self,
-        origin: Origin,
-        record: SessionRecord,
-        client: str,
-        request: dict[str, Any],
-        prefetch_context: str | None = None,
-    ) -> dict[str, Any] | None:
-        """A Delivery API request decided from the rules artifact (None: the edge decides it). What it
-        executed is counted by its display notifications, queued durably before the answer, the first
-        carrying the decision's telemetry; what it prefetched fills the visitor's cache under
-        ``prefetch_context``, when there is one, as a miss's prefetch does."""
-        if self.local is None:
-            return None
-        plan = self.local.plan(request)
-        if plan is None:
-            return None
-        if plan.artifact.geo_targeting and self.geo is not None and self.geo.needed(request):
-            request = await self.geo.resolve(request, visitor_address(origin))
-        given = request.get("id") or ({"tntId": record.tnt_id} if record.tnt_id else {})
-        decided = self.local.decide(plan, client, {**request, "id": given}, record.session_id)
-        answer = decided.response
-        if record.visitor is None:  # a visitor first seen here: known from now on by the id decided for it
-            tnt_id = VisitorIds.parse(answer["id"]).tnt_id
-            if tnt_id:
-                record.tnt_id = tnt_id
-                self.sessions.link(record, VisitorIds(tnt_id=tnt_id).keys(client))
-        if decided.notifications and record.visitor is not None:
-            notes = decided.notifications
-            telemetry.carry(notes, [telemetry.on_device_entry(answer, request)])
-            await self.accept(record, client, given, notes)
-        if prefetch_context is not None and record.visitor is not None and answer.get("prefetch"):
-            self.cache.fill(client, record.visitor, prefetch_context, translate.cached_mboxes(answer))
-            await self.cache.published()
-        return answer
 
     # --- upstream ----------------------------------------------------------------------------------------
 

@@ -115,8 +115,9 @@ class InMemorySessionStore:
         primary = self._aliases.get(key)
         if primary is None:
             return None
-        record = self._records.get(primary)
-        if record is None:
+        try:
+            record = self._records[primary]  # (one call less than .get, on every view)
+        except KeyError:
             self._aliases.pop(key, None)
             return None
         if now - record.last_seen > self.ttl:
@@ -130,7 +131,9 @@ class InMemorySessionStore:
 
     def find(self, keys: list[str]) -> SessionRecord | None:
         """The visitor's live record, if any, without counting this as a visit."""
-        now = self.clock()
+        return self._find(keys, self.clock())
+
+    def _find(self, keys: list[str], now: float) -> SessionRecord | None:
         for key in keys:
             record = self._live(key, now)
             if record is not None:
@@ -146,7 +149,7 @@ class InMemorySessionStore:
     def resolve(self, keys: list[str], supplied_session: str | None) -> SessionRecord:
         """The visitor's record, created with a new (or the supplied) session ID if there is none."""
         now = self.clock()
-        record = self.find(keys)
+        record = self._find(keys, now)
         if record is None:
             record = self.record_type(supplied_session or new_session_id(), now)
             self.created += 1

@@ -17,8 +17,11 @@ def split_location(tnt_id: str) -> tuple[str, str | None]:
     return (base, suffix) if dot and suffix else (base, None)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class VisitorIds:
+    """The ids a request names its visitor by (not changed once parsed; not frozen, as a frozen dataclass
+    costs three times as much to make, once a request)."""
+
     tnt_id: str | None = None
     location: str | None = None
     third_party_id: str | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,14 +28,14 @@ class NotificationQueue:
         self.batch_size = batch_size
         self.counters = counters if counters is not None else Counters()
 
-    async def add(
+    def add(
         self, group: Group, edge_host: str | None, ids: dict[str, Any], notes: Sequence[dict[str, Any]]
-    ) -> None:
-        """Durably accept notifications for one visitor (raises BacklogFull when the store is full)."""
-        if not notes:
-            return
-        await self.store.add_group(group, edge_host, ids, notes)
+    ) -> Awaitable[None]:
+        """Durably accept notifications for one visitor: done once they are written (raises BacklogFull
+        when the store is full, taking none of them)."""
+        written = self.store.add_group(group, edge_host, ids, notes)
         self.counters.accepted += len(notes)
+        return written
 
     def ride(self, client: str, visitor: str, session_id: str) -> list[Pending]:
         """Lease the visitor's waiting notifications to a delivery call about to go upstream."""
