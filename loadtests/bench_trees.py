@@ -3,6 +3,7 @@ miss, and the hits it answers per second, each tree measured in alternating roun
 
     python -m loadtests.bench_trees BASE_REVISION [--rounds 4] [--visitors 1000] [--seconds 5]
     python -m loadtests.bench_trees BASE_REVISION --in-process [--rounds 6]
+    python -m loadtests.bench_trees BASE_REVISION --instructions
 
 The base tree is exported from git (``git archive``) next to this one and run with this tree's
 environment (``python -m proxy`` from that tree's folder). Each round starts the gateway of each tree in
@@ -17,6 +18,11 @@ fresh gateway: the same visitors miss first in each.
 own on core 0 (``loadtests.app_hits``: no HTTP server, no load generator, nothing else running while it is
 timed), the fastest of its repeats a round; on a machine shared with other work this tells the trees' own
 code apart when requests per second and the server's CPU time vary by more than the difference.
+
+``--instructions``: counted rather than timed, the machine instructions a hit executes in each tree's
+application (``loadtests.app_hits`` under valgrind's callgrind, 200 visitors, each run on an emulator of
+its own started fresh): those of four repeats less those of one, over the 2,400 hits between. The count
+is the same from one run to the next, whatever else the machine does; it leaves out what memory costs.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -81,6 +88,25 @@ def in_process_round(tree: Path, emulator: harness.Server) -> dict[str, float]:
     return {"app_hit_us": float(result["hit_us"])}
 
 
+def instructions_per_hit(tree: Path, visitors: int = 200) -> float:
+    """Machine instructions per hit of the application of ``tree`` (``--instructions``)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    counted = []
+    for repeats in (1, 4):
+        with harness.emulator(core="1") as emulator:
+            command = [
+                *("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable),
+                *(str(ROOT / "loadtests" / "app_hits.py"), emulator.url),
+                *("--repeats", str(repeats), "--visitors", str(visitors)),
+            ]
+            done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=1200)
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if done.returncode != 0 or found is None:
+            raise RuntimeError(f"callgrind of the tree in {tree} failed: {done.stderr[-2000:]}")
+        counted.append(int(found.group(1)))
+    return (counted[1] - counted[0]) / (3 * 4 * visitors)  # three repeats more, of 4 views per visitor
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("base", help="the git revision to compare this tree with")
@@ -88,9 +114,16 @@ def main() -> None:
     parser.add_argument("--visitors", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--in-process", action="store_true", help="each tree's application alone, no HTTP")
+    parser.add_argument("--instructions", action="store_true", help="instructions per hit, counted by callgrind")
     args = parser.parse_args()
     harness.pin_self("1")
     trees = {"base": export(args.base), "this": ROOT}
+    if args.instructions:
+        counts = {name: instructions_per_hit(tree) for name, tree in trees.items()}
+        print(f"base {args.base} against this tree, machine instructions per hit (callgrind):")
+        base, this = counts["base"], counts["this"]
+        print(f"  base {base:,.0f}  this {this:,.0f}  this/base {this / base:.3f}")
+        return
     rounds: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     with harness.emulator(core="1") as emulator:
         for number in range(args.rounds):

@@ -93,7 +93,10 @@ def acknowledged_ids(body: bytes) -> frozenset[str]:
     notes = _answer(body).get("notifications")
     if not isinstance(notes, list):
         return frozenset()
-    return frozenset(n["id"] for n in notes if isinstance(n, dict) and isinstance(n.get("id"), str))
+    try:
+        return frozenset({note["id"] for note in notes})  # as the edge answers (the ids compared are text)
+    except (TypeError, KeyError):
+        return frozenset(n["id"] for n in notes if isinstance(n, dict) and isinstance(n.get("id"), str))
 
 
 def _answer(body: bytes) -> dict[str, Any]:

@@ -60,19 +60,21 @@ class BatchSender(ABC, Generic[Item]):
     # --- sending and settling ---------------------------------------------------------------------------
 
     async def deliver(self, batch: Sequence[Item]) -> None:
+        notes = [self.notification(item) for item in batch]
         # One notification in two items (a stream entry also spooled locally, say) is sent once: the edge's
         # answer settles both.
-        pending = list({n.id: n for n in map(self.notification, batch)}.values())
+        ids = [note.id for note in notes]
+        pending = notes if len(set(ids)) == len(ids) else list({note.id: note for note in notes}.values())
         try:
             response = await policy.send(self.upstream, pending)
         except UpstreamUnavailable as exc:
             self.retry(batch, None, exc.message)
             return
-        await self.settle(batch, response)
+        await self.settle(batch, ids, response)
 
-    async def settle(self, batch: Sequence[Item], response: UpstreamResponse) -> None:
+    async def settle(self, batch: Sequence[Item], ids: list[str], response: UpstreamResponse) -> None:
+        """The batch by the edge's answer; ``ids``: the id of each item's notification."""
         settled = policy.settle(response)
-        ids = [self.notification(item).id for item in batch]
 
         def among(chosen: set[str] | frozenset[str], inside: bool = True) -> list[Item]:
             return [item for item, i in zip(batch, ids, strict=True) if (i in chosen) is inside]
@@ -81,9 +83,8 @@ class BatchSender(ABC, Generic[Item]):
             done = among(settled.acknowledged)
             await self.acknowledged(done)
             self.counters.flushed += len(done)
-            missing = among(settled.acknowledged, inside=False)
-            if missing:
-                self.retry(missing, None, "not acknowledged by the edge")
+            if len(done) < len(batch):
+                self.retry(among(settled.acknowledged, inside=False), None, "not acknowledged by the edge")
         elif settled.verdict is Verdict.REFUSED:
             first = self.notification(batch[0])
             visitor = f"{first.client}:{first.visitor}"
