@@ -60,8 +60,9 @@ def refresh_metrics(gateway: Gateway, sync: CounterSync) -> None:
     metrics.CIRCUIT_OPEN.set(1 if gateway.upstream.open_circuits else 0)
     sync.add(metrics.RATE_LIMITED.labels("activation"), "", gateway.guard.refused)
     metrics.TOKEN_AVAILABLE.set(1 if gateway.tokens.available else 0)
-    local = gateway.content.local
-    if local is not None:
+    on_device = gateway.content.on_device
+    if on_device is not None:
+        local = on_device.local
         artifact = local.source.current
         metrics.ARTIFACT_AGE.set(local.source.age() if artifact else -1)
         for version in local.source.versions_seen:

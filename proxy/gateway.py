@@ -83,14 +83,14 @@ class Gateway:
 
     def decisioning_check(self) -> dict[str, Any] | None:
         """The rules artifact in use, when deciding on device (not ready on device only without one)."""
-        local = self.content.local
-        if local is None:
+        on_device = self.content.on_device
+        if on_device is None:
             return None
-        status = local.source.status()
-        method = local.method
+        status = on_device.local.source.status()
+        method = on_device.local.method
         loaded = status["ok"]
         status["method"] = method
-        status["geoLookups"] = self.content.geo.lookups if self.content.geo is not None else 0
+        status["geoLookups"] = on_device.geo.lookups if on_device.geo is not None else 0
         status["ok"] = loaded or method != "on-device"  # hybrid leaves what it cannot decide to the edge
         status["detail"] = (
             f"artifact {status['version']} read {status['ageSeconds']} s ago"
@@ -110,12 +110,12 @@ class Gateway:
         if self.shared is not None:
             await self.shared.start()
         self.access_log.start()
-        if self.content.local is not None:
-            await self.content.local.source.start()
+        if self.content.on_device is not None:
+            await self.content.on_device.local.source.start()
 
     async def stop(self) -> None:
-        if self.content.local is not None:
-            await self.content.local.source.stop()
+        if self.content.on_device is not None:
+            await self.content.on_device.local.source.stop()
         grace = self.settings.shutdown_grace_seconds
         if self.shared is not None:
             held = await self.shared.stop(grace)
@@ -154,10 +154,10 @@ def build_gateway(
     limiter = SessionLimiter(settings.session_max_concurrent)
     planner = PrefetchPlanner(settings.prefetch_groups, learn=settings.prefetch_learn)
     decisioning = settings.decisioning
-    on_device = None
+    local_decisions = None
     if decisioning.method != "server-side":
         artifacts = ArtifactSource(decisioning.artifact, decisioning.polling_s, upstream, clock)
-        on_device = LocalDecisions(decisioning.method, artifacts, wall_clock)
+        local_decisions = LocalDecisions(decisioning.method, artifacts, wall_clock)
     content = ContentService(
         upstream,
         parts.sessions,
@@ -166,8 +166,8 @@ def build_gateway(
         planner,
         parts.queue,
         settings.default_content,
-        local=on_device,
-        geo=GeoLookup(upstream) if on_device is not None else None,
+        local=local_decisions,
+        geo=GeoLookup(upstream) if local_decisions is not None else None,
     )
     return Gateway(
         settings=settings,

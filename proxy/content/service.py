@@ -13,7 +13,7 @@ import itertools
 import secrets
 import time
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -151,14 +151,16 @@ class ContentService:
     queue: NotificationQueue
     default_content: Mapping[str, str]
     flight: SingleFlight = field(default_factory=SingleFlight)
-    local: LocalDecisions | None = None  # deciding on device (``decisioning_method``), when not server-side
-    geo: GeoLookup | None = None  # the place of a request's address, for an artifact that targets by geo
-    # The on-device source, over ``local``: None when the edge decides everything.
+    # Deciding on device (``decisioning_method``), when not server-side, and the place of a request's
+    # address for an artifact that targets by geo: held by the on-device source made of them.
+    local: InitVar[LocalDecisions | None] = None
+    geo: InitVar[GeoLookup | None] = None
+    # The on-device source: None when the edge decides everything.
     on_device: OnDevice | None = field(init=False, default=None)
 
-    def __post_init__(self) -> None:
-        if self.local is not None:
-            self.on_device = OnDevice(self.local, self.geo, self.sessions, self.cache, self.accept)
+    def __post_init__(self, local: LocalDecisions | None, geo: GeoLookup | None) -> None:
+        if local is not None:
+            self.on_device = OnDevice(local, geo, self.sessions, self.cache, self.accept)
 
     # --- visitors --------------------------------------------------------------------------------------
 
